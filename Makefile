@@ -1,0 +1,111 @@
+# repro: reproducible stock-forecasting papers as a Jupyter Book.
+#   make book   install, get data, execute every notebook (PROFILE=book), build the HTML book
+#   make test   install, then unit tests + every notebook under the smoke profile + a book build
+# See README.md for the rest (profiles, re-running one notebook, the GPU path).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3.11
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= book
+GPU     ?= 0
+KERNEL  := repro
+MATHJAX_VERSION := 3.2.2
+
+NOTEBOOKS := $(sort $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
+EXECUTED  := $(patsubst %,book/notebooks/%.ipynb,$(NOTEBOOKS))
+SRC       := $(shell find src -name '*.py' -o -name '*.sha256' 2>/dev/null) $(wildcard data/manifests/*.sha256)
+STAMP     := $(VENV)/.installed
+GPU_STAMP := $(VENV)/.installed-gpu
+MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
+
+.PHONY: help install data mathjax notebooks book test test-fast run lock clean clean-book FORCE
+
+help:
+	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
+	@echo "make test       unit tests, every notebook under the smoke profile, and a book build"
+	@echo "make run NB=01_keras_baselines PROFILE=book ARGS='-p tickers \"[\\\"JPM\\\"]\"'"
+	@echo "                execute one notebook with papermill into runs/ (results/ gets its tables)"
+	@echo "make install    .venv with pinned versions (GPU=1 adds mamba-ssm and causal-conv1d, CUDA only)"
+	@echo "make data       download (or verify from REPRO_DATA_MIRROR) every data set the notebooks use"
+
+# ----------------------------------------------------------------------------- install
+install: $(STAMP) $(if $(filter 1,$(GPU)),$(GPU_STAMP))
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (repro)" >/dev/null
+	$(PY) -m pip check
+	@touch $@
+
+# mamba-ssm's CUDA kernels build only with a GPU toolchain; its current release needs the
+# explicit opt-in below. Never part of the CPU install.
+$(GPU_STAMP): $(STAMP)
+	MAMBA_KEEP_CUDA_BUILD=TRUE $(PY) -m pip install --no-build-isolation -c constraints.txt '.[gpu]'
+	@touch $@
+
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions tested together on Python 3.11 / x86_64 / CPU (make install uses this file)."; \
+	  echo "# Regenerate: make lock (from a fresh venv with the top-level pins in pyproject.toml)."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt
+	rm -rf .venv-lock
+
+# ----------------------------------------------------------------------------- data
+data: $(STAMP)
+	$(PY) -m repro.data fetch
+
+# ----------------------------------------------------------------------------- book
+$(MATHJAX):
+	rm -rf book/_mathjax && mkdir -p book/_mathjax
+	cd book/_mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && \
+	  tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 mathjax && rm -rf package mathjax-$(MATHJAX_VERSION).tgz
+
+mathjax: $(MATHJAX)
+
+# Re-execute when the profile changes, not only when sources do.
+book/_generated/profile: FORCE
+	@mkdir -p $(@D)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(PROFILE)" ] || echo "$(PROFILE)" > $@
+
+book/notebooks/%.ipynb: notebooks/%.ipynb notebooks/profiles/$(PROFILE)/%.yaml $(SRC) book/_generated/profile | $(STAMP)
+	@mkdir -p $(@D)
+	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks --log-output --no-progress-bar \
+	  -f notebooks/profiles/$(PROFILE)/$*.yaml $< $(@D)/.$*.running.ipynb
+	@mv $(@D)/.$*.running.ipynb $@
+
+notebooks: $(EXECUTED)
+
+book: install data mathjax notebooks
+	$(PY) -m repro.book pages --executed book/notebooks --out book/_generated
+	$(VENV)/bin/jupyter-book build book --builder html -W -n --keep-going
+	@echo "Book: $(CURDIR)/book/_build/html/index.html"
+
+# ----------------------------------------------------------------------------- tests
+test: install mathjax
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+# ----------------------------------------------------------------------------- one notebook
+run: install
+	@test -n "$(NB)" || { echo "usage: make run NB=<notebook name> [PROFILE=book] [ARGS='-p name value']"; exit 2; }
+	@test -f notebooks/$(NB).ipynb || { echo "no notebook notebooks/$(NB).ipynb; choose one of: $(NOTEBOOKS)"; exit 2; }
+	@mkdir -p runs
+	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks --log-output --no-progress-bar \
+	  -f notebooks/profiles/$(PROFILE)/$(NB).yaml $(ARGS) notebooks/$(NB).ipynb runs/$(NB).ipynb
+	@echo "Executed copy: runs/$(NB).ipynb; tables and predictions: results/$(NB)/"
+
+clean-book:
+	rm -rf book/_build book/notebooks book/_generated
+
+clean: clean-book
+	rm -rf runs results .pytest_cache
+
+FORCE:

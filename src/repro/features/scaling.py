@@ -1,0 +1,75 @@
+"""Scalers that are fitted on the training part only.
+
+Each scaler remembers what it was fitted on (row count and, when given, the date
+range), so a notebook can print it and a test can assert that the fit ended before
+the validation and test periods began.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("standard", "minmax", "robust")
+
+
+class Scaler:
+    """Per-feature scaling along the last axis, fitted on training data only.
+
+    * ``standard``: (x - mean) / std
+    * ``minmax``:   (x - min) / (max - min), into [0, 1] on the training range
+    * ``robust``:   (x - median) / (1.4826 * MAD), clipped to +-``clip`` (qlib's RobustZScoreNorm)
+    """
+
+    def __init__(self, kind: str = "standard", clip: float | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"unknown scaler kind {kind!r}; choose one of {KINDS}")
+        self.kind = kind
+        self.clip = 3.0 if (clip is None and kind == "robust") else clip
+        self.center_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.fitted_rows: int = 0
+        self.fitted_dates: tuple[pd.Timestamp, pd.Timestamp] | None = None
+
+    def fit(self, x: np.ndarray, dates=None) -> "Scaler":
+        """Fit on training values (any shape; statistics per last-axis feature, NaN ignored)."""
+        x = np.asarray(x, dtype=np.float64)
+        flat = x.reshape(-1, x.shape[-1])
+        if self.kind == "standard":
+            center, scale = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+        elif self.kind == "minmax":
+            center = np.nanmin(flat, axis=0)
+            scale = np.nanmax(flat, axis=0) - center
+        else:
+            center = np.nanmedian(flat, axis=0)
+            scale = 1.4826 * np.nanmedian(np.abs(flat - center), axis=0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)  # constant feature: leave unscaled
+        self.center_, self.scale_ = center, scale
+        self.fitted_rows = flat.shape[0]
+        if dates is not None:
+            d = pd.DatetimeIndex(dates)
+            self.fitted_dates = (d.min(), d.max())
+        return self
+
+    def _check(self) -> None:
+        if self.center_ is None:
+            raise RuntimeError("Scaler is not fitted: call fit(train_values) first")
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        self._check()
+        out = (np.asarray(x, dtype=np.float64) - self.center_) / self.scale_
+        if self.clip is not None:
+            out = np.clip(out, -self.clip, self.clip)
+        return out.astype(np.float32)
+
+    def inverse_transform(self, x: np.ndarray, feature: int | None = None) -> np.ndarray:
+        """Undo the scaling (for one ``feature`` column when ``x`` holds a single target)."""
+        self._check()
+        center = self.center_ if feature is None else self.center_[feature]
+        scale = self.scale_ if feature is None else self.scale_[feature]
+        return np.asarray(x, dtype=np.float64) * scale + center
+
+    def describe(self) -> str:
+        when = (f" on {self.fitted_dates[0]:%Y-%m-%d}..{self.fitted_dates[1]:%Y-%m-%d}"
+                if self.fitted_dates else "")
+        return f"{self.kind} scaler fitted{when} ({self.fitted_rows} rows)"
