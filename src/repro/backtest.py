@@ -43,7 +43,8 @@ class BacktestResult:
 
 def _to_wide(x, name: str) -> pd.DataFrame:
     if isinstance(x, pd.Series) and isinstance(x.index, pd.MultiIndex):
-        return x.unstack()
+        # unstack may keep appearance order (unused index levels): sort for a fixed stock order
+        return x.unstack().sort_index().sort_index(axis=1)
     if isinstance(x, pd.DataFrame):
         return x
     raise TypeError(f"{name} must be a (date x stock) DataFrame or a (date, stock) MultiIndex Series")
@@ -52,13 +53,18 @@ def _to_wide(x, name: str) -> pd.DataFrame:
 def select_top(scores: np.ndarray, top: float | int) -> np.ndarray:
     """Boolean mask of each row's top stocks by score (NaN never selected).
 
-    ``top < 1`` is a share of the day's scored stocks (at least one), ``top >= 1`` a count.
-    Ties are broken by column order, so the selection is deterministic.
+    A float in (0, 1) is a share of the day's scored stocks (at least one); an int >= 1 a
+    count. Ties are broken by column order, so the selection is deterministic.
     """
+    if isinstance(top, (float, np.floating)) and not 0 < top < 1:
+        raise ValueError(f"top={top!r}: give a share in (0, 1) as a float, or a number of stocks as an int")
+    if not isinstance(top, (float, np.floating)) and int(top) < 1:
+        raise ValueError(f"top={top!r}: a number of stocks must be at least 1")
     valid = np.isfinite(scores)
     n_valid = valid.sum(axis=1)
     if top < 1:
-        k = np.maximum(np.floor(n_valid * top).astype(int), np.minimum(n_valid, 1))
+        # the small tolerance keeps e.g. 0.7 x 90 = 62.99999999999999 from flooring to 62
+        k = np.maximum(np.floor(n_valid * top + 1e-9).astype(int), np.minimum(n_valid, 1))
     else:
         k = np.minimum(int(top), n_valid)
     order = np.argsort(np.where(valid, -scores, np.inf), axis=1, kind="stable")
@@ -94,12 +100,16 @@ def run_backtest(
 
     ``returns.loc[d, s]`` is stock s's return over day d (close d-1 to close d). Missing
     returns of held stocks (suspensions) count as zero; stocks without a score are not
-    bought. The backtest covers the dates of ``scores``.
+    bought. The backtest covers every date of ``returns`` from the first to the last date of
+    ``scores``; on a date without scores no tranche is opened, but held stocks keep earning.
     """
     if hold < 1 or delay < 0:
         raise ValueError("hold must be >= 1 and delay >= 0")
     S = _to_wide(scores, "scores").sort_index()
-    R = _to_wide(returns, "returns").reindex(index=S.index, columns=S.columns)
+    R_all = _to_wide(returns, "returns").sort_index()
+    days = R_all.index[(R_all.index >= S.index[0]) & (R_all.index <= S.index[-1])].union(S.index)
+    S = S.reindex(days)
+    R = R_all.reindex(index=days, columns=S.columns)
     dates, names = S.index, S.columns
     T = len(dates)
     if T < 2:
@@ -107,7 +117,7 @@ def run_backtest(
     sel = select_top(S.to_numpy(float), top)
     # entry at the close of t + delay: shift the selection down by `delay` rows
     entry = np.zeros_like(sel)
-    entry[delay:] = sel[: T - delay] if delay else sel
+    entry[delay:] = sel[: max(T - delay, 0)] if delay else sel
     entry[-1] = False  # a tranche bought on the last day has no holding period left
     k = entry.sum(axis=1)
     r = np.nan_to_num(R.to_numpy(float), nan=0.0)
@@ -160,7 +170,7 @@ def run_backtest(
         "n_tranches": int(has.sum()),
     }
     if benchmark is not None:
-        b = benchmark.reindex(dates).fillna(0.0).to_numpy(float)
+        b = benchmark.reindex(dates).fillna(0.0).to_numpy(float, copy=True)  # writable (copy-on-write)
         b[0] = 0.0
         excess = daily_ret - b
         daily["benchmark"] = b

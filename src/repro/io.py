@@ -29,6 +29,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600 files; results and caches are meant to be shared
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -72,10 +72,14 @@ def _wide(scores, labels) -> tuple[np.ndarray, np.ndarray, pd.Index]:
         if not isinstance(labels, pd.Series):
             raise TypeError("with a MultiIndex Series of scores, labels must be a Series on the same index")
         both = pd.concat({"s": scores, "l": labels}, axis=1, join="inner")
-        s = both["s"].unstack()
+        # unstack keeps appearance order when the index has unused level values (pandas 3):
+        # sort, so days come out in time order and stocks in a fixed order
+        s = both["s"].unstack().sort_index().sort_index(axis=1)
         lab = both["l"].unstack().reindex(index=s.index, columns=s.columns)
         return s.to_numpy(float), lab.to_numpy(float), s.index
     if isinstance(scores, pd.DataFrame):
+        if isinstance(labels, pd.Series) and isinstance(labels.index, pd.MultiIndex):
+            labels = labels.unstack()
         lab = pd.DataFrame(labels).reindex(index=scores.index, columns=scores.columns)
         return scores.to_numpy(float), lab.to_numpy(float), scores.index
     s, lab = np.asarray(scores, float), np.asarray(labels, float)
@@ -99,7 +103,11 @@ def _row_corr(a: np.ndarray, b: np.ndarray, min_count: int = 2) -> np.ndarray:
         da, db = np.where(ok, a - ma[:, None], 0.0), np.where(ok, b - mb[:, None], 0.0)
         cov = (da * db).sum(1)
         corr = cov / np.sqrt((da**2).sum(1) * (db**2).sum(1))
-    corr[n < min_count] = np.nan
+    # a row whose valid values are all equal has no correlation (scipy: NaN); the mean
+    # subtraction above may leave rounding residue there, so test equality directly
+    const = (np.where(ok, a, -np.inf).max(1) == np.where(ok, a, np.inf).min(1)) | (
+        np.where(ok, b, -np.inf).max(1) == np.where(ok, b, np.inf).min(1))
+    corr[(n < min_count) | const] = np.nan
     return corr
 
 
@@ -169,9 +177,16 @@ def mean_std(frames: list[pd.DataFrame] | pd.DataFrame, by: str | list[str] | No
 
 
 def format_mean_std(table: pd.DataFrame, metrics: list[str], digits: int = 4) -> pd.DataFrame:
-    """'0.0512 ± 0.0031' strings from a :func:`mean_std` table (for the book's tables)."""
-    out = pd.DataFrame(index=table.index)
+    """'0.0512 ± 0.0031' strings from a :func:`mean_std` table (for the book's tables).
+
+    Columns that are not metric statistics (the ``by`` groups, ``n_seeds``) are kept. With a
+    single seed the standard deviation is undefined and only the value is printed.
+    """
+    stats = {f"{m}_{k}" for m in metrics for k in ("mean", "std")}
+    keep = [c for c in table.columns if c not in stats and not c.endswith(("_mean", "_std"))]
+    out = table[keep].copy()
     for m in metrics:
-        mu, sd = table[f"{m}_mean"], table[f"{m}_std"].fillna(0.0)
-        out[m] = [f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(mu, sd)]
+        mu, sd = table[f"{m}_mean"], table[f"{m}_std"]
+        # one seed has no spread: print the value alone rather than a made-up "± 0"
+        out[m] = [f"{a:.{digits}f}" if np.isnan(b) else f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(mu, sd)]
     return out

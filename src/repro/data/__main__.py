@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         print(sources_table().to_string(index=False))
         return 0
 
-    mirror = paths.mirror_dir()
+    try:
+        mirror = paths.mirror_dir()
+    except FileNotFoundError as exc:  # REPRO_DATA_MIRROR set, but not a folder
+        print(exc, file=sys.stderr)
+        return 1
     where = f"mirror {mirror}" if mirror else f"upstream (cache {paths.cache_dir()})"
     print(f"data from {where}")
     for name in args.sources:

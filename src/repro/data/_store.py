@@ -20,7 +20,9 @@ are checked against the manifest before anything reads them.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -29,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,11 +64,15 @@ class DateRangeError(DataError, ValueError):
     """Requested dates lie outside the data."""
 
 
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def unknown(kind: str, value: object, valid: Iterable[object], hint: str = "") -> UnknownKeyError:
     """Build an error that names the bad value and lists the valid ones."""
     valid = sorted(str(v) for v in valid)
     shown = ", ".join(valid) if len(valid) <= 120 else ", ".join(valid[:120]) + f", ... ({len(valid)} in all)"
-    msg = f"unknown {kind} {value!r}. Valid {kind}s: {shown}."
+    msg = f"unknown {kind} {value!r}. Valid {_plural(kind)}: {shown}."
     return UnknownKeyError(msg + (f" {hint}" if hint else ""))
 
 
@@ -152,6 +159,7 @@ def download(url: str, dest: Path, expected: str | None, what: str, retries: int
                         f"the manifest pins {expected}. The upstream file changed or the download was "
                         "corrupted; retry, or use the offline mirror (REPRO_DATA_MIRROR)."
                     )
+                os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared
                 os.replace(tmp, dest)
             finally:
                 if os.path.exists(tmp):
@@ -159,11 +167,12 @@ def download(url: str, dest: Path, expected: str | None, what: str, retries: int
             return dest
         except ChecksumError:
             raise
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError, OSError) as exc:
             last = exc
             if isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
                 break
-            time.sleep(1.5 * (attempt + 1))
+            if attempt + 1 < retries:  # no point waiting after the last attempt
+                time.sleep(1.5 * (attempt + 1))
     raise MissingDataError(
         f"could not download {what} from {url} ({last}). Check the internet connection, or set "
         "REPRO_DATA_MIRROR to a copy of the offline data mirror (see README, 'Data')."
@@ -262,7 +271,10 @@ class Source:
 
     @staticmethod
     def mirror() -> Path | None:
-        return paths.mirror_dir()
+        try:
+            return paths.mirror_dir()
+        except FileNotFoundError as exc:  # REPRO_DATA_MIRROR is set but not a folder
+            raise MissingDataError(str(exc)) from None
 
     def mirror_file(self, relpath: str) -> Path:
         """A verified file of the mirror (``REPRO_DATA_MIRROR`` must be set)."""
@@ -326,30 +338,43 @@ class Source:
         with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
             tmpdir = Path(tmp)
             wanted = tuple(missing)
-            with tarfile.open(archive, "r:gz") as tar:
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    # codeload archives prefix every path with "<repo>-<commit>/"
-                    rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                    if rel.startswith(wanted):
-                        target = tmpdir / rel
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        fh = tar.extractfile(m)
-                        assert fh is not None
-                        target.write_bytes(fh.read())
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    for m in tar:
+                        if not m.isfile():
+                            continue
+                        # codeload archives prefix every path with "<repo>-<commit>/"
+                        rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
+                        # the archive is verified only after extraction: never write outside tmpdir
+                        if rel.startswith("/") or ".." in rel.split("/"):
+                            continue
+                        if rel.startswith(wanted):
+                            target = tmpdir / rel
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            fh = tar.extractfile(m)
+                            assert fh is not None
+                            target.write_bytes(fh.read())
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                # a damaged download must not stay in the cache, or every later call fails the same way
+                archive.unlink(missing_ok=True)
+                raise ChecksumError(
+                    f"the {self.name} repository archive downloaded from {up.archive_url()} is not a readable "
+                    f".tar.gz ({exc}); it was deleted. Run again to re-download, or use the offline mirror "
+                    "(REPRO_DATA_MIRROR)."
+                ) from None
             for folder in missing:
                 src = tmpdir / folder.rstrip("/")
                 expected = self.expected(up.location(folder))
                 got = FileSet(src).digest() if src.is_dir() else None
                 if got != expected:
+                    archive.unlink(missing_ok=True)
                     raise ChecksumError(
                         f"checksum mismatch for folder {folder} of {up.repo}@{up.commit[:7]}: "
-                        f"tree digest {got}, the manifest pins {expected}. Delete {archive} and retry, "
-                        "or use the offline mirror (REPRO_DATA_MIRROR)."
+                        f"tree digest {got}, the manifest pins {expected}. The archive was deleted; run again "
+                        "to re-download, or use the offline mirror (REPRO_DATA_MIRROR)."
                     )
                 out[folder].parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, out[folder])
+                _replace_dir(src, out[folder])
         return out
 
     def extracted_mirror_archive(self, relpath: str, version: str) -> Path:
@@ -362,10 +387,24 @@ class Source:
         try:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
-            os.replace(tmp, dest)
+            _replace_dir(Path(tmp), dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return dest
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    """Move a finished folder into place; if another process got there first, keep its copy.
+
+    ``os.replace`` cannot replace a non-empty folder, so two processes that unpack the
+    same data on first use would otherwise make the slower one fail.
+    """
+    os.chmod(src, 0o755)  # mkdtemp makes 0700 folders; a cache may be shared
+    try:
+        os.replace(src, dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:

@@ -38,6 +38,7 @@ from ._store import (
     FileSet,
     Source,
     Upstream,
+    _replace_dir,
     download_many,
     unknown,
 )
@@ -112,7 +113,7 @@ def _assemble_from_upstream() -> Path:
                 start = int(values[0])
                 n = max(0, min(len(values) - 1, end_index - start + 1))
                 values[: n + 1].tofile(out / f"{field}.day.bin")
-        os.replace(tmp, dest)
+        _replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -156,6 +157,12 @@ def available_instruments() -> list[str]:
     return list(_available(data_dir()))
 
 
+def stock_codes() -> list[str]:
+    """Every stock with price data (the available instruments minus the five indexes)."""
+    indexes = set(INDEXES.values())
+    return [c for c in available_instruments() if c not in indexes]
+
+
 def membership(universe: str) -> pd.DataFrame:
     """Point-in-time membership spells of a universe: ``instrument``, ``start``, ``end``."""
     check_names([universe], UNIVERSES, "universe")
@@ -173,7 +180,7 @@ def universe(name: str, as_of: object = END, require_data: bool = True) -> list[
     stocks) are dropped with a warning that counts them -- qlib drops them silently.
     """
     spells = membership(name)
-    day = to_timestamp(as_of, "as_of")
+    day = to_timestamp(as_of, "as_of") or END
     first, last = spells["start"].min(), spells["end"].max()
     if day < first or day > last:
         raise DateRangeError(
@@ -216,6 +223,28 @@ def membership_mask(name: str, dates: pd.DatetimeIndex, instruments: Sequence[st
     return pd.DataFrame(mask, index=dates, columns=cols)
 
 
+def universe_sizes(dates: Sequence[object], universes: Sequence[str] = UNIVERSES) -> pd.DataFrame:
+    """Point-in-time member counts per universe on each date: nominal and with price data here.
+
+    Columns are a MultiIndex (universe, "members" | "with_data"); NaN where the membership
+    file does not cover the date (e.g. CSI1000 before 2014-10-31).
+    """
+    days = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+    have = set(available_instruments())
+    out = {}
+    for name in check_names(list(universes), UNIVERSES, "universe"):
+        spells = membership(name)
+        covered = (days >= spells["start"].min()) & (days <= spells["end"].max())
+        for label, sp in (("members", spells), ("with_data", spells[spells["instrument"].isin(have)])):
+            # spells of one stock never overlap: members = #started by d - #ended before d
+            started = np.searchsorted(np.sort(sp["start"].values), days.values, side="right")
+            ended = np.searchsorted(np.sort(sp["end"].values), days.values, side="left")
+            out[(name, label)] = np.where(covered, started - ended, np.nan)
+    frame = pd.DataFrame(out, index=days)
+    frame.columns.names = ["universe", "count"]
+    return frame
+
+
 # --------------------------------------------------------------------------- prices
 def _read_field(root: Path, code: str, field: str, n_days: int) -> np.ndarray:
     """One field of one code as a float32 vector aligned to the full calendar (NaN outside its span)."""
@@ -223,7 +252,7 @@ def _read_field(root: Path, code: str, field: str, n_days: int) -> np.ndarray:
     out = np.full(n_days, np.nan, dtype=np.float32)
     if raw.size > 1:
         start = int(raw[0])
-        values = raw[1:][: n_days - start]
+        values = raw[1:][: max(0, n_days - start)]
         out[start: start + values.size] = values
     return out
 
@@ -266,13 +295,46 @@ def panel(
     """A (datetime, instrument) panel of the given fields.
 
     ``instruments`` is a list of codes or a universe name (then its members on ``as_of``).
-    Rows before a stock's first trading day are dropped.
+    Rows outside a stock's data (before its first / after its last day in the ``.bin``
+    files) are dropped; suspended days inside it stay, as rows of NaN when
+    ``suspended_as_nan`` (as qlib's ``D.features`` returns them), so a per-stock
+    ``shift`` never spans a suspension.
     """
     codes = universe(instruments, as_of) if isinstance(instruments, str) else list(instruments)
     cube, dates, codes, fields = load_array(codes, fields, start, end, suspended_as_nan)
+    root = data_dir()
+    cal = _calendar(root)
+    pos = cal.get_indexer(dates)  # calendar index of each row
+    inside = np.zeros((len(dates), len(codes)), dtype=bool)
+    for j, code in enumerate(codes):
+        first, last = _span(root, code, fields)
+        inside[:, j] = (pos >= first) & (pos <= last)
     index = pd.MultiIndex.from_product([dates, codes], names=["datetime", "instrument"])
     frame = pd.DataFrame(cube.reshape(-1, len(fields)), index=index, columns=fields)
-    return frame.dropna(how="all")
+    return frame[inside.reshape(-1)]
+
+
+def _span(root: Path, code: str, fields: Sequence[str]) -> tuple[int, int]:
+    """First and last calendar index covered by a code's ``.bin`` files (union over ``fields``)."""
+    first, last = np.inf, -1
+    for field in fields:
+        path = root / "features" / code.lower() / f"{field}.day.bin"
+        n = path.stat().st_size // 4 - 1  # values after the start-index header
+        if n <= 0:
+            continue
+        start = int(np.fromfile(path, dtype="<f4", count=1)[0])
+        first, last = min(first, start), max(last, start + n - 1)
+    return first, last
+
+
+def suspended_share(instruments: Sequence[str], freq: str = "YE") -> pd.Series:
+    """Share of stock-days with volume 0 (suspensions) per period, within each stock's data span."""
+    cube, dates, _, _ = load_array(instruments, ("volume",), suspended_as_nan=False)
+    vol = cube[:, :, 0]
+    listed = np.isfinite(vol)
+    frame = pd.DataFrame({"suspended": ((vol == 0) & listed).sum(axis=1), "listed": listed.sum(axis=1)}, index=dates)
+    per = frame.resample(freq).sum()
+    return (per["suspended"] / per["listed"]).rename("suspended_share")
 
 
 def index_series(name: str, start: object = None, end: object = None) -> pd.DataFrame:
@@ -305,5 +367,5 @@ def prefetch() -> None:
 __all__ = [
     "END", "FIELDS", "INDEXES", "UNIVERSES", "available_instruments", "calendar", "data_dir",
     "hist_stock_index", "index_series", "load_array", "membership", "membership_mask", "panel", "prefetch",
-    "universe",
+    "stock_codes", "suspended_share", "universe", "universe_sizes",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._frames import check_names, check_window
-from ._store import FileSet, Source, Upstream, cached_parquet, read_text, unknown
+from ._store import FileSet, Source, UnknownKeyError, Upstream, cached_parquet, read_text
 
 SOURCE = Source(
     "stocknet",
@@ -71,9 +71,18 @@ def prices(ticker: str, start: object = None, end: object = None) -> pd.DataFram
 
 
 def prices_panel(tickers_: Iterable[str] | None = None, start: object = None, end: object = None) -> pd.DataFrame:
-    """Prices of several tickers as a panel indexed by (date, ticker)."""
+    """Prices of several tickers as a panel indexed by (date, ticker).
+
+    ``start``/``end`` must lie within the panel's span (the earliest to the latest day of
+    the chosen tickers); a ticker listed later (ABBV, AGFS, BABA, GMRE) just has fewer rows.
+    """
     names = tickers() if tickers_ is None else _check_tickers(tickers_)
-    frames = {t: prices(t, start, end) for t in names}
+    frames = {t: prices(t) for t in names}
+    first = min(f.index[0] for f in frames.values())
+    last = max(f.index[-1] for f in frames.values())
+    s, e = check_window(start, end, first, last, "StockNet prices of " + ", ".join(names[:5])
+                        + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
+    frames = {t: f.loc[s:e] for t, f in frames.items()}
     panel = pd.concat(frames, names=["ticker", "date"]).swaplevel().sort_index()
     return panel
 
@@ -178,7 +187,10 @@ def tweets(
                 "Raw tweets are mirrored for these five only; the other tickers have preprocessed tweets "
                 "(raw=False)." if raw else "GMRE has prices but no tweets upstream."
             )
-            raise unknown(f"StockNet ticker with {kind} tweets", name, valid, hint)
+            raise UnknownKeyError(
+                f"StockNet ticker {name!r} has no {kind} tweets. Tickers with {kind} tweets: "
+                f"{', '.join(valid)}. {hint}"
+            )
     parser = _tweets_raw if raw else _tweets_preprocessed
     frames = [
         cached_parquet(SOURCE, f"tweets-{kind}-{t}-{_digest_key(kind, t)}", lambda t=t: parser(t))
@@ -196,6 +208,19 @@ def tweet_counts(raw: bool = False) -> pd.DataFrame:
     frame = tweets(raw=raw)
     counts = frame.groupby(["date", "ticker"]).size().unstack("ticker", fill_value=0)
     return counts.astype(np.int64)
+
+
+def coverage() -> pd.DataFrame:
+    """Per ticker: sector, first and last price day, trading days, preprocessed tweets."""
+    rows = {t: prices(t) for t in tickers()}
+    frame = pd.DataFrame(
+        {"first": {t: p.index[0] for t, p in rows.items()}, "last": {t: p.index[-1] for t, p in rows.items()},
+         "days": {t: len(p) for t, p in rows.items()}}
+    )
+    frame.index.name = "ticker"
+    counts = tweets().groupby("ticker").size()
+    frame["tweets"] = counts.reindex(frame.index).fillna(0).astype("int64")
+    return stock_table()[["sector"]].join(frame)
 
 
 def prefetch() -> None:

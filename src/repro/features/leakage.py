@@ -33,6 +33,7 @@ def assert_no_lookahead(
     rng = np.random.default_rng(seed)
     changed = data.copy()
     numeric = changed.select_dtypes("number").columns
+    changed[numeric] = changed[numeric].astype(float)  # integer columns (volume) must accept the noise
     tail = changed.iloc[cutoff + 1:][numeric].to_numpy(dtype=float)
     # scale up and add noise: changes levels, trends and volatility after the cut-off
     changed.iloc[cutoff + 1:, [changed.columns.get_loc(c) for c in numeric]] = (

@@ -34,6 +34,8 @@ class Scaler:
     def fit(self, x: np.ndarray, dates=None) -> "Scaler":
         """Fit on training values (any shape; statistics per last-axis feature, NaN ignored)."""
         x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:  # one feature
+            x = x[:, None]
         flat = x.reshape(-1, x.shape[-1])
         if self.kind == "standard":
             center, scale = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
@@ -57,7 +59,10 @@ class Scaler:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         self._check()
-        out = (np.asarray(x, dtype=np.float64) - self.center_) / self.scale_
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1 and self.center_.size == 1:
+            return self.transform(x[:, None])[:, 0]
+        out = (x - self.center_) / self.scale_
         if self.clip is not None:
             out = np.clip(out, -self.clip, self.clip)
         return out.astype(np.float32)

@@ -67,11 +67,13 @@ def split_by_dates(dates, train_end, valid_end=None, test_end=None) -> DateSplit
     d = pd.DatetimeIndex(dates).unique().sort_values()
     train_end = pd.Timestamp(train_end)
     test_end = pd.Timestamp(test_end) if test_end is not None else d[-1]
+    if not (d <= train_end).any():
+        raise ValueError(f"no dates up to train_end {train_end:%Y-%m-%d}: the data starts {d[0]:%Y-%m-%d}")
     if valid_end is None:
-        after = d[d > train_end]
+        after = d[(d > train_end) & (d <= test_end)]
         if len(after) == 0:
-            raise ValueError(f"no dates after train_end {train_end:%Y-%m-%d}: nothing left to test on")
-        return DateSplit((d[0], d[d <= train_end][-1]), None, (after[0], d[d <= test_end][-1]))
+            raise ValueError(f"no dates in ({train_end:%Y-%m-%d}, {test_end:%Y-%m-%d}]: nothing left to test on")
+        return DateSplit((d[0], d[d <= train_end][-1]), None, (after[0], after[-1]))
     valid_end = pd.Timestamp(valid_end)
     if not train_end < valid_end < test_end:
         raise ValueError("boundaries must increase: train_end < valid_end < test_end")
@@ -109,6 +111,8 @@ def split_by_counts(dates, counts: tuple[int, int, int]) -> DateSplit:
     """
     d = pd.DatetimeIndex(dates).unique().sort_values()
     n_tr, n_va, n_te = counts
+    if n_tr < 1 or n_va < 0 or n_te < 1:
+        raise ValueError(f"counts must be (train >= 1, valid >= 0, test >= 1) days, got {tuple(counts)}")
     need = n_tr + n_va + n_te
     if need > len(d):
         raise ValueError(f"{need} days requested but the data has {len(d)} "

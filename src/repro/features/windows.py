@@ -46,6 +46,8 @@ def make_windows(frame: pd.DataFrame, features: list[str], target: str, window: 
     ``frame`` is indexed by date in increasing order. Samples with a missing feature or
     target are dropped. ``horizon=0`` means ``target`` is already a future quantity.
     """
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0 (the target lies at t + horizon), got {horizon}")
     if not frame.index.is_monotonic_increasing:
         raise ValueError("frame must be sorted by date (increasing) before windowing")
     missing = [c for c in [*features, target] if c not in frame.columns]

@@ -1,0 +1,106 @@
+"""Figures for the book: one look across chapters, published for MyST-NB cross-references.
+
+:func:`publish` shows a figure in the notebook and registers it with MyST-NB's ``glue``
+under a key, so a Markdown cell can place it as a numbered, captioned figure::
+
+    ```{glue:figure} fig-prices
+    :name: fig-prices
+
+    Adjusted close of four StockNet tickers.
+    ```
+
+and the text can refer to it with ``{numref}`fig-prices```.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+RC = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.figsize": (9, 3.6),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "font.size": 10,
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (called by notebooks once)."""
+    plt.rcParams.update(RC)
+
+
+def publish(fig: plt.Figure, key: str) -> plt.Figure:
+    """Register ``fig`` under ``key`` for ``{glue:figure}`` and close it (glue displays it)."""
+    try:
+        from myst_nb import glue
+    except ImportError:  # plain Python: nothing to glue into
+        return fig
+    glue(key, fig, display=False)
+    plt.close(fig)
+    return fig
+
+
+def line_panel(frame: pd.DataFrame, ax: plt.Axes | None = None, title: str = "", ylabel: str = "",
+               logy: bool = False, lw: float = 1.0) -> plt.Axes:
+    """One line per column of a date-indexed frame."""
+    if ax is None:
+        _, ax = plt.subplots()
+    for col in frame.columns:
+        ax.plot(frame.index, frame[col], lw=lw, label=str(col))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if frame.shape[1] > 1:
+        ax.legend(ncol=min(frame.shape[1], 6), fontsize=8)
+    return ax
+
+
+def small_multiples(frame: pd.DataFrame, ncols: int = 3, units: dict[str, str] | None = None,
+                    kind: str = "line", height: float = 2.2, sharex: bool = True) -> plt.Figure:
+    """One small panel per column (macro series, per-ticker counts)."""
+    n = frame.shape[1]
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, height * nrows), sharex=sharex, squeeze=False)
+    for ax, col in zip(axes.flat, frame.columns):
+        series = frame[col].dropna()
+        if kind == "bar":
+            ax.bar(series.index, series.values, width=0.8)
+        else:
+            ax.plot(series.index, series.values, lw=1.2)
+        ax.set_title(str(col), fontsize=9)
+        if units and col in units:
+            ax.set_ylabel(units[col], fontsize=8)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def hist_by_group(values: pd.Series, groups: pd.Series, bins: int | Sequence[float] = 20,
+                  ncols: int = 4, xlabel: str = "") -> plt.Figure:
+    """Histogram of ``values`` for each group, side by side, on shared bins."""
+    names = list(dict.fromkeys(groups))
+    edges = np.histogram_bin_edges(values.dropna(), bins=bins)
+    ncols = min(ncols, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), sharex=True, squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        v = values[groups == name].dropna()
+        ax.hist(v, bins=edges)
+        ax.set_title(f"{name} (n={len(v)})", fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,139 @@
+"""What a notebook run leaves behind: results files, stage timings, peak memory, seeds.
+
+A notebook opens a :class:`Run`, wraps each stage in ``with run.stage("train"):``,
+saves its tables and predictions with :meth:`Run.save`, and calls :meth:`Run.finish`,
+which writes ``run.json`` (parameters, stage wall times, peak memory, versions). Every
+file goes to ``results/<notebook>/`` atomically, so any table in the book can be
+recomputed from these files without re-training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import io, paths
+
+PROFILES = ("smoke", "book", "full")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and -- when already imported -- PyTorch and TensorFlow.
+
+    PyTorch is also switched to deterministic algorithms, so the same parameters on the
+    same machine give the same numbers.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(paths.project_root()), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("repro", "numpy", "pandas", "torch", "tensorflow", "keras", "scikit-learn", "transformers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class Run:
+    """Results folder, stage timer and run record of one notebook execution."""
+
+    def __init__(self, notebook: str, profile: str, params: dict[str, Any] | None = None):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+        self.notebook = notebook
+        self.profile = profile
+        self.params = dict(params or {})
+        self.dir: Path = paths.results_dir(notebook)
+        self.stages: list[dict[str, Any]] = []
+        self.files: list[str] = []
+        self._t0 = time.perf_counter()
+        self.started = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+    @contextlib.contextmanager
+    def stage(self, name: str, quiet: bool = False) -> Iterator[None]:
+        """Time a stage; record its wall time and the process's peak memory after it."""
+        t = time.perf_counter()
+        yield
+        wall = time.perf_counter() - t
+        rec = {"stage": name, "wall_s": round(wall, 3), "peak_mem_mb": round(peak_memory_mb(), 1)}
+        self.stages.append(rec)
+        if not quiet:
+            print(f"[{name}] {wall:.1f} s, peak memory {rec['peak_mem_mb']:.0f} MiB")
+
+    def save(self, name: str, obj: Any) -> Path:
+        """Save a table (.csv / .parquet from a DataFrame or Series) or a dict (.json) under the results folder."""
+        target = self.dir / name
+        if isinstance(obj, (pd.DataFrame, pd.Series)):
+            io.write_frame(target, obj)
+        elif target.suffix == ".json":
+            io.write_json(target, obj)
+        else:
+            raise TypeError(f"cannot save {type(obj).__name__} as {name}: give a DataFrame or a dict (.json)")
+        self.files.append(name)
+        return target
+
+    def timings(self) -> pd.DataFrame:
+        return pd.DataFrame(self.stages, columns=["stage", "wall_s", "peak_mem_mb"]).set_index("stage")
+
+    def finish(self) -> dict[str, Any]:
+        """Write ``run.json`` and return it."""
+        record = {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "params": self.params,
+            "started_utc": self.started,
+            "wall_s": round(time.perf_counter() - self._t0, 3),
+            "peak_mem_mb": round(peak_memory_mb(), 1),
+            "stages": self.stages,
+            "files": sorted(set(self.files)),
+            "git_commit": _git_commit(),
+            "versions": _versions(),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "data": "mirror" if os.environ.get("REPRO_DATA_MIRROR") else "upstream",
+        }
+        io.write_json(self.dir / "run.json", record)
+        return record

@@ -1,0 +1,63 @@
+"""Build the book from the smoke-executed notebooks and check what a reader gets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory, smoke_run, results_dir):
+    if not (ROOT / "book" / "_mathjax" / "mathjax" / "tex-chtml.js").is_file():
+        pytest.fail("offline MathJax is missing: run `make mathjax` (make test does)")
+    src = tmp_path_factory.mktemp("book") / "book"
+    shutil.copytree(ROOT / "book", src, ignore=shutil.ignore_patterns("_build", "notebooks", "_generated"))
+    (src / "notebooks").mkdir()
+    for nb in NOTEBOOKS:
+        shutil.copy(smoke_run(nb), src / "notebooks" / nb.name)
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([sys.executable, "-m", "repro.book", "pages", "--executed", str(src / "notebooks"),
+                    "--out", str(src / "_generated"), "--results", str(results_dir)], check=True)
+    proc = subprocess.run([str(bin_dir / "jupyter-book"), "build", str(src), "--builder", "html", "-W", "-n",
+                           "--keep-going"], capture_output=True, text=True)
+    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return src / "_build" / "html"
+
+
+@pytest.mark.slow
+def test_book_has_index_and_data_chapter(built_book):
+    assert (built_book / "index.html").is_file()
+    html = (built_book / "notebooks" / "00_data.html").read_text()
+    assert "The data behind the five papers" in html
+    # every glued figure is placed, numbered and captioned
+    captions = re.findall(r'<span class="caption-number">Fig\. 1\.(\d+) </span>', html)
+    assert [int(c) for c in captions] == list(range(1, 9))
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', html)
+    assert len(images) >= 8
+    for src in images:
+        assert (built_book / "notebooks" / src).resolve().is_file(), src
+    assert html.count("<table") >= 8  # sources, coverage, tweets, news, labels, macro, universes, summary
+    for repo in ("yumoxu/stocknet-dataset", "fr220574/Qlib-format-A-share-dataset", "Homes1ck/sQlib"):
+        assert repo in html  # the sources table names every upstream repository
+    assert "Reuters headlines" in html and "World Bank" in html and "CSI" in html
+
+
+@pytest.mark.slow
+def test_book_math_renders_offline_and_execution_page(built_book):
+    protocol = (built_book / "protocol.html").read_text()
+    scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', protocol)
+    assert scripts and all(s.startswith("_static/mathjax/tex-chtml.js") for s in scripts), scripts
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "cdn.jsdelivr" not in protocol
+    execution = (built_book / "_generated" / "execution.html").read_text()
+    for nb in NOTEBOOKS:
+        assert nb.stem in execution
+    assert "smoke" in execution
