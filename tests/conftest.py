@@ -19,13 +19,6 @@ def _isolated_results(tmp_path_factory):
         os.environ["REPRO_RESULTS_DIR"] = old
 
 
-def mirror_or_skip() -> str:
-    mirror = os.environ.get("REPRO_DATA_MIRROR")
-    if not mirror:
-        pytest.skip("REPRO_DATA_MIRROR is not set: the data tests read the offline mirror (CI sets it)")
-    return mirror
-
-
 @pytest.fixture(scope="session")
 def results_dir():
     from pathlib import Path

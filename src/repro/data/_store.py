@@ -69,10 +69,14 @@ def _plural(noun: str) -> str:
 
 
 def unknown(kind: str, value: object, valid: Iterable[object], hint: str = "") -> UnknownKeyError:
-    """Build an error that names the bad value and lists the valid ones."""
+    """Build an error that names the bad value, suggests close matches and lists the valid ones."""
+    import difflib
+
     valid = sorted(str(v) for v in valid)
     shown = ", ".join(valid) if len(valid) <= 120 else ", ".join(valid[:120]) + f", ... ({len(valid)} in all)"
-    msg = f"unknown {kind} {value!r}. Valid {_plural(kind)}: {shown}."
+    close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.6)
+    guess = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    msg = f"unknown {kind} {value!r}.{guess} Valid {_plural(kind)}: {shown}."
     return UnknownKeyError(msg + (f" {hint}" if hint else ""))
 
 
