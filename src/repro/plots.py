@@ -38,15 +38,19 @@ def use_style() -> None:
     plt.rcParams.update(RC)
 
 
-def publish(fig: plt.Figure, key: str) -> plt.Figure:
-    """Register ``fig`` under ``key`` for ``{glue:figure}`` and close it (glue displays it)."""
+def publish(fig: plt.Figure, key: str) -> None:
+    """Register ``fig`` under ``key`` for ``{glue:figure}`` and close it.
+
+    Returns nothing, so a notebook cell that ends with it shows the figure once (where the
+    Markdown places it), not a second time as the cell's value.
+    """
     try:
         from myst_nb import glue
-    except ImportError:  # plain Python: nothing to glue into
-        return fig
+    except ImportError:  # plain Python: nothing to glue into, show it instead
+        plt.show()
+        return
     glue(key, fig, display=False)
     plt.close(fig)
-    return fig
 
 
 def line_panel(frame: pd.DataFrame, ax: plt.Axes | None = None, title: str = "", ylabel: str = "",
@@ -83,6 +87,37 @@ def small_multiples(frame: pd.DataFrame, ncols: int = 3, units: dict[str, str] |
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def forecast_diagnostics(panels: list[dict], reference_label: str = "persistence") -> plt.Figure:
+    """Paper 002's three plots per model, one row each: actual vs predicted over time, the error
+    histogram, residuals (actual - predicted) against the prediction.
+
+    Each panel dict has ``title``, ``dates``, ``y_true``, ``y_pred`` and optionally
+    ``reference`` (a baseline's forecasts, drawn dashed in the first plot).
+    """
+    n = len(panels)
+    fig, axes = plt.subplots(n, 3, figsize=(11, 2.6 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1, 1]})
+    for row, panel in zip(axes, panels):
+        y_true, y_pred = np.asarray(panel["y_true"], float), np.asarray(panel["y_pred"], float)
+        resid = y_true - y_pred
+        row[0].plot(panel["dates"], y_true, lw=1.2, color="black", label="actual")
+        row[0].plot(panel["dates"], y_pred, lw=1.0, label="predicted")
+        if panel.get("reference") is not None:
+            row[0].plot(panel["dates"], panel["reference"], lw=0.8, ls="--", label=reference_label)
+        row[0].set_title(panel["title"], fontsize=9, loc="left")
+        row[0].set_ylabel("price", fontsize=8)
+        row[0].tick_params(axis="x", labelsize=7, rotation=30)
+        row[1].hist(resid, bins=30)
+        row[1].set_xlabel("error (actual - predicted)", fontsize=8)
+        row[2].scatter(y_pred, resid, s=5, alpha=0.6)
+        row[2].axhline(0, color="black", lw=0.8)
+        row[2].set_xlabel("predicted", fontsize=8)
+        row[2].set_ylabel("residual", fontsize=8)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

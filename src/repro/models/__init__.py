@@ -1,0 +1,1 @@
+"""Models, one module per family: ``naive`` baselines, ``arima``, ``keras_nets`` (paper 002)."""

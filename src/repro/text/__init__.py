@@ -1,0 +1,1 @@
+"""Text: sentiment scoring of tweets and headlines (see :mod:`repro.text.sentiment`)."""

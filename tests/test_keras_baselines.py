@@ -1,0 +1,231 @@
+"""Paper 002's pipeline: the daily table, leakage-free datasets, ARIMA, and the Keras models."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro import metrics
+from repro.experiments import keras_baselines as kb
+from repro.models import arima, keras_nets
+
+needs_mirror = pytest.mark.skipif(not os.environ.get("REPRO_DATA_MIRROR"),
+                                  reason="reads StockNet and the World Bank from REPRO_DATA_MIRROR")
+
+
+# --------------------------------------------------------------------------- a synthetic daily table
+def synthetic_table(days: int = 120, tickers=("AAA", "BBB")) -> pd.DataFrame:
+    """Random-walk prices with the daily table's columns (no data files needed)."""
+    rng = np.random.default_rng(1)
+    dates = pd.bdate_range("2015-01-02", periods=days)
+    frames = []
+    for i, t in enumerate(tickers):
+        close = 50 * (i + 1) * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
+        open_ = close * (1 + rng.normal(0, 0.003, days))
+        f = pd.DataFrame({"open": open_, "high": close * 1.01, "low": close * 0.99, "close": close,
+                          "adj_close": close, "volume": rng.integers(1e6, 2e6, days).astype(float)}, index=dates)
+        for col in kb.MACRO_FEATURES:
+            f[col] = 1.0 + i
+        f[kb.TARGET] = f["open"].shift(-1)
+        frames.append(f.assign(ticker=t))
+    table = pd.concat(frames)
+    table.index.name = "date"
+    return table.reset_index().set_index(["ticker", "date"]).sort_index()
+
+
+FEATURES = kb.PRICE_FEATURES + kb.MACRO_FEATURES
+
+
+def test_dataset_is_chronological_purged_and_scaled_on_training_rows():
+    table = synthetic_table()
+    ds = kb.make_dataset("t", table, FEATURES, window=5)
+    fit, val, test = (ds.part == p for p in ("fit", "val", "test"))
+    # parts follow each other in time, and no target reaches into a later part
+    assert ds.date[fit].max() < ds.date[val].min() and ds.date[val].max() < ds.date[test].min()
+    assert ds.target_date[fit].max() <= ds.split.train[1]
+    assert ds.target_date[val].max() <= ds.split.valid[1]
+    # 120 dates: 96 train (77 fit + 19 valid) and 24 test; 4 warm-up days per ticker; purged edges
+    assert ds.split.table().loc[:, "start"].tolist()[0] == pd.Timestamp("2015-01-02").date()
+    assert int(fit.sum()) == 2 * (77 - 4 - 1) and int(val.sum()) == 2 * (19 - 1) and int(test.sum()) == 2 * (24 - 1)
+    for t, sc in ds.feature_scalers.items():
+        assert sc.fitted_dates[1] < ds.split.valid[1]  # only rows whose target is inside training
+        raw = table.loc[t, FEATURES]
+        rows = raw.loc[: sc.fitted_dates[1]]
+        np.testing.assert_allclose(sc.center_, rows.mean().to_numpy(), rtol=1e-12)
+    # every window holds exactly the 5 scaled rows ending at its decision date
+    i = int(np.flatnonzero(test)[3])
+    t, d = ds.ticker[i], ds.date[i]
+    rows = table.loc[t, FEATURES].loc[:d].tail(5).to_numpy(float)
+    np.testing.assert_allclose(ds.X[i], ds.feature_scalers[t].transform(rows), atol=1e-5)
+    assert ds.y_raw[i] == pytest.approx(table.loc[(t, ds.target_date[i]), "open"])
+    assert ds.last_close[i] == pytest.approx(table.loc[(t, d), "close"])
+
+
+def test_to_price_inverts_the_scaling_for_both_targets():
+    table = synthetic_table()
+    for target in ("level", "return"):
+        ds = kb.make_dataset("t", table, FEATURES, window=5, target=target)
+        test = ds.part == "test"
+        # the scaled target is float32 (what the networks train on): exact up to its precision
+        np.testing.assert_allclose(ds.to_price(ds.y[test], test), ds.y_raw[test], rtol=1e-6)
+
+
+def test_scaler_fit_all_sees_the_test_period():
+    table = synthetic_table()
+    honest = kb.make_dataset("t", table, FEATURES, window=5)
+    leaky = kb.make_dataset("t", table, FEATURES, window=5, scaler_fit="all")
+    for t in honest.feature_scalers:
+        assert leaky.feature_scalers[t].fitted_dates[1] > honest.split.test[0]
+        assert honest.feature_scalers[t].fitted_dates[1] < honest.split.test[0]
+    with pytest.raises(ValueError, match="scaler_fit"):
+        kb.make_dataset("t", table, FEATURES, scaler_fit="test")
+
+
+def test_score_per_ticker_mean_and_pooled():
+    table = synthetic_table()
+    ds = kb.make_dataset("t", table, FEATURES, window=5)
+    test = ds.part == "test"
+    pred = ds.last_close[test]
+    table_ = kb.score(ds, pred)
+    for t in ("AAA", "BBB"):
+        m = ds.ticker[test] == t
+        assert table_.loc[t, "MSE"] == pytest.approx(metrics.mse(ds.y_raw[test][m], pred[m]))
+    assert table_.loc["mean", "R2"] == pytest.approx(table_.loc[["AAA", "BBB"], "R2"].mean())
+    assert table_.loc["pooled", "R2"] == pytest.approx(metrics.r2(ds.y_raw[test], pred))
+    # two price levels (50 and 100): pooling inflates R2 far above the per-ticker mean
+    assert table_.loc["pooled", "R2"] > table_.loc["mean", "R2"]
+    with pytest.raises(ValueError, match="predictions for"):
+        kb.score(ds, pred[:-1])
+
+
+def test_skill_against_persistence():
+    scores = pd.DataFrame({"experiment": "e", "model": ["persistence (close)", "m", "m"], "seed": [-1, 0, 1],
+                           "ticker": "mean", "MSE": [2.0, 1.0, 3.0]})
+    assert kb.skill(scores).loc[("e", "m"), "MSE skill vs persistence"] == pytest.approx(0.0)
+    assert kb.skill(scores).loc[("e", "persistence (close)")].item() == 0.0
+
+
+# --------------------------------------------------------------------------- real data
+@needs_mirror
+def test_daily_table_lags_macro_and_targets_next_open():
+    table = kb.daily_table(["AAPL"])
+    row = table.loc[("AAPL", pd.Timestamp("2014-06-02"))]
+    from repro.data import stocknet, wdi
+
+    assert row["gdp_growth"] == pytest.approx(wdi.indicators().loc[2013, "gdp_growth"])  # last year's figure
+    px = stocknet.prices("AAPL")
+    assert row[kb.TARGET] == pytest.approx(px.loc["2014-06-03", "open"])
+    same_year = kb.daily_table(["AAPL"], macro_lag_years=0).loc[("AAPL", pd.Timestamp("2014-06-02"))]
+    assert same_year["gdp_growth"] == pytest.approx(wdi.indicators().loc[2014, "gdp_growth"])
+
+
+@needs_mirror
+def test_tweet_features_count_every_tweet_but_score_a_sample():
+    from repro.text.sentiment import VaderScorer
+
+    table = kb.daily_table(["MSFT"])
+    items = kb.tweet_items(["MSFT"], VaderScorer(), max_per_day=1)
+    assert len(items) == 3_601 and items["scored"].sum() == items.groupby("date").ngroups
+    out = kb.add_text_features(table, items)
+    feats = out.loc["MSFT"].loc["2014-03-03":"2016-03-31"]
+    assert feats["trend"].between(0, 100).all() and feats["trend"].max() == 100
+    assert feats["weekly_sentiment_score"].between(-1, 1).all()
+    assert kb.tweet_span(items) == (pd.Timestamp("2014-01-01"), pd.Timestamp("2016-03-31"))
+
+
+# --------------------------------------------------------------------------- ARIMA
+def ar1(n: int = 160, phi: float = 0.7, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n)
+    for t in range(1, n):
+        y[t] = phi * y[t - 1] + rng.normal()
+    return y + 100
+
+
+def test_arima_one_step_uses_only_the_past_and_multi_step_none_of_the_test():
+    y = ar1()
+    train, ev = y[:120], y[120:].copy()
+    base = arima.forecasts(train, ev, (1, 0, 1))
+    ev[10:] += 50.0  # change the test series from its 11th value on
+    moved = arima.forecasts(train, ev, (1, 0, 1))
+    np.testing.assert_allclose(base["one_step"][:11], moved["one_step"][:11])  # forecast of y[10] uses y[<10]
+    assert not np.allclose(base["one_step"][11:], moved["one_step"][11:])
+    np.testing.assert_allclose(base["multi_step"], moved["multi_step"])
+
+
+def test_arima_grid_and_best_order():
+    y = ar1(seed=2)
+    errors, paths = arima.grid(y[:120], y[120:], [(1, 0, 0), (1, 1, 1)])
+    assert set(errors["mode"]) == {"one_step", "multi_step"} and len(paths) == 4
+    one = errors[errors["mode"] == "one_step"].set_index("order")["mse"]
+    assert arima.best_order(errors) == one.idxmin()
+    assert one[(1, 0, 0)] == pytest.approx(np.mean((y[120:] - paths[((1, 0, 0), "one_step")]) ** 2))
+
+
+# --------------------------------------------------------------------------- Keras models
+@pytest.fixture(scope="module")
+def tiny_xy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5, 3)).astype("float32")
+    y = (X[:, -1, 0] * 0.5 + rng.normal(0, 0.1, 64)).astype("float32")
+    return X, y
+
+
+@pytest.mark.parametrize("name", keras_nets.MODELS)
+def test_every_model_builds_with_the_papers_best_hyperparameters(name, tiny_xy):
+    X, _ = tiny_xy
+    model = keras_nets.BUILDERS[name](keras_nets.fixed_hp(keras_nets.PAPER_BEST[name]), X.shape[1:])
+    assert model.predict(X, verbose=0).shape == (64, 1)
+    assert type(model.optimizer).__name__.lower() == keras_nets.PAPER_BEST[name]["optimizer"]
+
+
+def test_hybrid_ablation_removes_exactly_one_part(tiny_xy):
+    X, _ = tiny_xy
+    hp = keras_nets.PAPER_BEST["hybrid"]
+    kinds = lambda m: sorted(type(layer).__name__ for layer in m.layers)  # noqa: E731
+    full = kinds(keras_nets.build_hybrid(keras_nets.fixed_hp(hp), X.shape[1:]))
+    assert {"Conv1D", "Bidirectional", "MultiHeadAttention"} <= set(full)
+    for part, layer in (("cnn", "Conv1D"), ("bilstm", "Bidirectional"), ("attention", "MultiHeadAttention")):
+        got = kinds(keras_nets.build_hybrid(keras_nets.fixed_hp(hp), X.shape[1:], without=(part,)))
+        assert layer not in got and len(got) < len(full)
+
+
+def test_tuning_completes_its_trials_and_fits_are_deterministic(tiny_xy):
+    X, y = tiny_xy
+    res = keras_nets.tune("cnn", X[:48], y[:48], X[48:], y[48:], trials=2, epochs=2, seed=0)
+    assert len(res.trials) == 2 and set(res.trials["status"]) == {"COMPLETED"}
+    assert set(keras_nets.PAPER_BEST["cnn"]) == set(res.best)
+    assert res.trials["val_loss"].min() == pytest.approx(
+        res.trials.loc[res.trials["val_loss"].idxmin(), "val_loss"])
+    a = keras_nets.fit_predict("hybrid", keras_nets.PAPER_BEST["hybrid"], X[:48], y[:48], X[48:], y[48:], X,
+                               seed=5, epochs=2)
+    b = keras_nets.fit_predict("hybrid", keras_nets.PAPER_BEST["hybrid"], X[:48], y[:48], X[48:], y[48:], X,
+                               seed=5, epochs=2)
+    np.testing.assert_array_equal(a.pred, b.pred)
+    np.testing.assert_array_equal(a.pred_gbr, b.pred_gbr)
+    c = keras_nets.fit_predict("hybrid", keras_nets.PAPER_BEST["hybrid"], X[:48], y[:48], X[48:], y[48:], X,
+                               seed=6, epochs=2)
+    assert not np.array_equal(a.pred, c.pred)
+
+
+def test_failed_trials_are_an_error_not_a_best_value(tiny_xy, monkeypatch):
+    """keras-tuner catches errors inside a trial's fit (a missing tensorboard, say), marks the trial
+    FAILED and still reports "best" values; tune() must refuse them."""
+    X, y = tiny_xy
+    build_cnn = keras_nets.BUILDERS["cnn"]
+
+    def fails_while_fitting(hp, shape):
+        model = build_cnn(hp, shape)
+
+        def loss(y_true, y_pred):
+            raise ImportError("simulated: No module named 'tensorboard'")
+
+        model.compile(optimizer="adam", loss=loss)
+        return model
+
+    monkeypatch.setitem(keras_nets.BUILDERS, "cnn", fails_while_fitting)
+    with pytest.raises(keras_nets.TuningError, match=r"2 of 2 Keras Tuner trials for cnn did not complete.*tensorboard"):
+        keras_nets.tune("cnn", X[:48], y[:48], X[48:], y[48:], trials=2, epochs=1, seed=0)
