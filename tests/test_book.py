@@ -51,6 +51,20 @@ def test_book_has_index_and_data_chapter(built_book):
 
 
 @pytest.mark.slow
+def test_book_has_the_paper_002_chapter(built_book):
+    html = (built_book / "notebooks" / "01_keras_baselines.html").read_text()
+    for heading in ("Baselines: persistence and ARIMA", "Hyper-parameter search (Keras Tuner)", "Beside the paper",
+                    "Hybrid ablation (paper Table 2)", "Where an R² of 0.99 comes from", "Reproduction notes",
+                    "Verdict"):
+        assert heading in html, heading
+    captions = re.findall(r'<span class="caption-number">Fig\. 2\.(\d+) </span>', html)
+    assert [int(c) for c in captions] == [1, 2]  # sentiment series, forecast diagnostics
+    assert "held-out labelled texts: Pearson r =" in html  # the scorer's held-out score is reported
+    assert html.count("<table") >= 10
+    assert "persistence (close)" in html and "Networks beating persistence on MSE" in html
+
+
+@pytest.mark.slow
 def test_book_math_renders_offline_and_execution_page(built_book):
     protocol = (built_book / "protocol.html").read_text()
     scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', protocol)

@@ -29,6 +29,28 @@ from . import io, paths
 PROFILES = ("smoke", "book", "full")
 
 
+def as_list(value: Any) -> list:
+    """A list parameter as papermill may deliver it: a list, a JSON/YAML list string or "A,B".
+
+    ``papermill -p tickers '["JPM"]'`` passes the *string* '["JPM"]' (only ``-y``/``-f``
+    give real lists), so notebooks normalise their list parameters with this.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        import yaml
+
+        text = value.strip()
+        if text.startswith("["):
+            parsed = yaml.safe_load(text)
+            if isinstance(parsed, list):
+                return parsed
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return [value]
+
+
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -364,6 +364,32 @@ def skill(scores: pd.DataFrame, reference: str = "persistence (close)") -> pd.Da
     return out.rename("MSE skill vs persistence").to_frame()
 
 
+def sentiment_effect(scores: pd.DataFrame, with_: str = "sentiment", without: str = "numeric",
+                     metrics_: tuple[str, ...] = ("MAE", "R2")) -> pd.DataFrame:
+    """What the sentiment column changes, per model: metric(with) - metric(without), paired by seed.
+
+    Both experiments run on the same dates, so the difference is the sentiment feature's
+    effect alone (plus training noise, which the std over seeds shows).
+    """
+    rows = scores[(scores["ticker"] == "mean") & scores["experiment"].isin([with_, without])]
+    wide = rows.pivot_table(index=["model", "seed"], columns="experiment", values=list(metrics_))
+    out = {}
+    for m in metrics_:
+        diff = (wide[(m, with_)] - wide[(m, without)]).dropna()
+        grouped = diff.groupby(level="model", sort=False)
+        out[f"Δ{m} mean"] = grouped.mean()
+        out[f"Δ{m} std"] = grouped.std(ddof=1)
+    table = pd.DataFrame(out)
+    table["seeds"] = diff.groupby(level="model", sort=False).size()
+    return table
+
+
+def per_ticker(scores: pd.DataFrame, experiment: str, metric: str = "MAE") -> pd.DataFrame:
+    """``metric`` per model (rows) and ticker (columns), mean over seeds, for one experiment."""
+    rows = scores[(scores["experiment"] == experiment) & ~scores["ticker"].isin(["pooled"])]
+    return rows.pivot_table(index="model", columns="ticker", values=metric, aggfunc="mean", sort=False)
+
+
 # --------------------------------------------------------------------------- ARIMA
 def arima_runs(table: pd.DataFrame, ds: Dataset, orders=arima.PAPER_GRID) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ARIMA on each ticker's open series, orders chosen on validation (honest) or on test (the paper).
@@ -409,6 +435,6 @@ def align(ds: Dataset, frame: pd.DataFrame, part: str = "test") -> np.ndarray:
 __all__ = [
     "Dataset", "MACRO_FEATURES", "PAPER_ABLATION", "PAPER_RESULTS", "PAPER_TICKERS", "PRICE_FEATURES", "TARGET",
     "add_text_features", "align", "arima_runs", "baseline_scores", "daily_table", "make_dataset",
-    "persistence_predictions", "prediction_frame", "run_network", "score", "skill", "summarise", "tweet_items",
-    "tweet_span",
+    "per_ticker", "persistence_predictions", "prediction_frame", "run_network", "score", "sentiment_effect", "skill",
+    "summarise", "tweet_items", "tweet_span",
 ]

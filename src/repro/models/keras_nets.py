@@ -21,6 +21,7 @@ reported best values (e.g. 96 filters, 6 heads, dropout 0.2) lie on.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +56,21 @@ class TuningError(RuntimeError):
 
 
 def _keras():
+    """Import Keras (TensorFlow backend) once, without TensorFlow's C++ start-up notices.
+
+    Those lines (oneDNN, "could not find cuda drivers") are written by the C++ runtime to
+    the process's stderr before its log level is read, so they cannot be filtered; they
+    would land in the book. Python exceptions raised by the import still propagate.
+    """
+    if "keras" not in sys.modules:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     import keras
 
     return keras
@@ -171,6 +187,7 @@ BUILDERS = {"bilstm": build_bilstm, "cnn": build_cnn, "transformer": build_trans
 
 def fixed_hp(values: dict):
     """HyperParameters that return ``values`` (for rebuilding a tuned model)."""
+    _keras()
     import keras_tuner as kt
 
     hp = kt.HyperParameters()
@@ -181,10 +198,11 @@ def fixed_hp(values: dict):
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow; make TensorFlow's ops deterministic."""
+    keras = _keras()
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices for every new model are noise here
-    _keras().utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     try:
         tf.config.experimental.enable_op_determinism()
     except (AttributeError, RuntimeError):  # older TF, or already enabled
@@ -201,9 +219,9 @@ def tune(name: str, X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray, y_v
          trials: int = 10, epochs: int = 50, seed: int = 0, batch_size: int = 32, patience: int = 5,
          workdir: str | None = None) -> TuneResult:
     """Keras Tuner RandomSearch on the validation part (carved from training data only)."""
+    keras = _keras()
     import keras_tuner as kt
 
-    keras = _keras()
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
     set_seed(seed)
