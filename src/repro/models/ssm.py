@@ -1,0 +1,168 @@
+"""The selective state-space scan (Mamba's S6) and a Mamba block, on CPU or GPU.
+
+The scan (HIGSTM section 2.4, eqs. 2-3; Gu & Dao 2023, algorithm 2), per channel d and
+state n, with zero-order hold for A and the usual first-order simplification for B:
+
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * x_t
+    y_t = C_t . h_t + D * x_t            (then, optionally, y_t * silu(z_t))
+
+B_t and C_t are input-dependent and may have any state width N -- HIGSTM concatenates
+macro information to them (its eqs. 14 and 19), so N = d_state + d_te there.
+
+Three implementations of one function, :func:`selective_scan`:
+
+* ``"cuda"`` -- mamba-ssm's fused ``selective_scan_fn`` (GPU, optional ``gpu`` extra);
+* ``"parallel"`` -- a pure-PyTorch Blelloch parallel scan (``mambapy.pscan``), the CPU path;
+* ``"sequential"`` -- a plain loop over time, the reference the tests compare against.
+
+Layout is batch-first: ``x, delta, z: (batch, length, channels)``, ``A: (channels, N)``,
+``B, C: (batch, length, N)``, ``D: (channels,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BACKENDS = ("auto", "cuda", "parallel", "sequential")
+
+
+@lru_cache(maxsize=1)
+def _cuda_scan():
+    """mamba-ssm's fused kernel, or None when it (or its compiled extension) is missing."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+        import selective_scan_cuda  # noqa: F401  (mamba-ssm >= 2.3 ships without it unless built with CUDA)
+    except (ImportError, OSError):
+        return None
+    return selective_scan_fn
+
+
+def cuda_available() -> bool:
+    """True when the fused CUDA selective scan can run here."""
+    return torch.cuda.is_available() and _cuda_scan() is not None
+
+
+def _prepare(delta, delta_bias, delta_softplus):
+    if delta_bias is not None:
+        delta = delta + delta_bias
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def _finish(y, x, D, z):
+    if D is not None:
+        y = y + x * D
+    if z is not None:
+        y = y * F.silu(z)
+    return y
+
+
+def selective_scan_sequential(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Reference implementation: one step of eq. 3 per time step (slow, obviously correct)."""
+    delta = _prepare(delta, delta_bias, delta_softplus)
+    batch, length, channels = x.shape
+    h = x.new_zeros(batch, channels, A.shape[1])
+    ys = []
+    for t in range(length):
+        dA = torch.exp(delta[:, t, :, None] * A)  # (batch, channels, N)
+        dBx = delta[:, t, :, None] * B[:, t, None, :] * x[:, t, :, None]
+        h = dA * h + dBx
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]))
+    return _finish(torch.stack(ys, dim=1), x, D, z)
+
+
+def selective_scan_parallel(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """The same recurrence with a parallel (Blelloch) scan over time: O(log L) sequential steps."""
+    from mambapy.pscan import pscan
+
+    delta = _prepare(delta, delta_bias, delta_softplus)
+    dA = torch.exp(delta.unsqueeze(-1) * A)  # (batch, length, channels, N)
+    dBx = (delta * x).unsqueeze(-1) * B.unsqueeze(2)  # (batch, length, channels, N)
+    h = pscan(dA, dBx)
+    y = torch.einsum("bldn,bln->bld", h, C)
+    return _finish(y, x, D, z)
+
+
+def selective_scan_cuda(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """mamba-ssm's fused kernel (channel-first layout inside); needs CUDA tensors."""
+    fn = _cuda_scan()
+    if fn is None:
+        raise RuntimeError("mamba-ssm's CUDA selective scan is not installed: `make install GPU=1` on a GPU machine")
+    out = fn(x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A.contiguous(),
+             B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
+             D=None if D is None else D.float(), z=None if z is None else z.transpose(1, 2).contiguous(),
+             delta_bias=None if delta_bias is None else delta_bias.float(), delta_softplus=delta_softplus)
+    return out.transpose(1, 2)
+
+
+def selective_scan(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   backend: str = "auto"):
+    """Selective scan with the best available implementation (``backend="auto"``).
+
+    ``auto`` uses the fused CUDA kernel for CUDA tensors when mamba-ssm is installed and the
+    parallel PyTorch scan otherwise.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if backend == "auto":
+        backend = "cuda" if x.is_cuda and cuda_available() else "parallel"
+    impl = {"cuda": selective_scan_cuda, "parallel": selective_scan_parallel,
+            "sequential": selective_scan_sequential}[backend]
+    return impl(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+class MambaBlock(nn.Module):
+    """A Mamba block (Gu & Dao 2023): in-projection, causal depthwise conv, SiLU, selective scan,
+    SiLU gate, out-projection; HIGSTM eqs. 8-10 (and 14-15, 19-20 with ``d_extra``).
+
+    ``d_extra`` widens the SSM state: the caller passes ``extra`` (batch, length, d_extra),
+    which is concatenated to the input-dependent B and C (HIGSTM's macro information), and
+    A gets ``d_state + d_extra`` columns.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | str = "auto", d_extra: int = 0, dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, backend: str = "auto"):
+        super().__init__()
+        self.d_model, self.d_state, self.d_extra = d_model, d_state, d_extra
+        self.d_inner = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.backend = backend
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        # Mamba's initialisation: dt spread log-uniformly in [dt_min, dt_max] through the bias
+        nn.init.uniform_(self.dt_proj.weight, -self.dt_rank**-0.5, self.dt_rank**-0.5)
+        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        n = d_state + d_extra
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: (batch, length, d_model); ``extra``: (batch, length, d_extra) or None."""
+        length = x.shape[1]
+        xz = self.in_proj(x)
+        xs, z = xz.chunk(2, dim=-1)
+        xs = self.conv1d(xs.transpose(1, 2))[..., :length].transpose(1, 2)  # causal: drop the right padding
+        xs = F.silu(xs)
+        dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        if self.d_extra:
+            if extra is None or extra.shape[-1] != self.d_extra:
+                raise ValueError(f"this block expects extra information of width {self.d_extra}")
+            B = torch.cat([B, extra], dim=-1)  # <W_B X, M> (HIGSTM eq. 14 / 19)
+            C = torch.cat([C, extra], dim=-1)
+        delta = self.dt_proj.weight @ dt.transpose(1, 2)  # (batch, d_inner, length), bias added in the scan
+        A = -torch.exp(self.A_log.float())
+        y = selective_scan(xs, delta.transpose(1, 2), A, B, C, self.D.float(), z=z,
+                           delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.backend)
+        return self.out_proj(y)
