@@ -65,6 +65,18 @@ def test_book_has_the_paper_002_chapter(built_book):
 
 
 @pytest.mark.slow
+def test_book_has_the_paper_003_chapter(built_book):
+    html = (built_book / "notebooks" / "04_higstm.html").read_text()
+    for heading in ("Results beside the paper", "Ablations beside the paper", "Backtest curves and daily returns",
+                    "What the graphs learned", "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
+        assert heading in html, heading
+    captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)
+    assert [int(c) for c in captions] == [1, 2, 3]  # backtest curves, box plot, graphs
+    assert "HIGSTM" in html and "momentum (yesterday's return)" in html.replace("&#x27;", "'")
+    assert html.count("<table") >= 8
+
+
+@pytest.mark.slow
 def test_book_math_renders_offline_and_execution_page(built_book):
     protocol = (built_book / "protocol.html").read_text()
     scripts = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', protocol)

@@ -59,10 +59,17 @@ def test_state_width_of_b_and_c_can_exceed_d_state():
     assert out.shape == kw["x"].shape
 
 
-def test_auto_backend_is_parallel_on_cpu_and_errors_name_the_fix():
+def test_auto_backend_on_cpu_and_errors_name_the_fix(monkeypatch):
     kw = inputs()
-    torch.testing.assert_close(ssm.selective_scan(**{k: kw[k] for k in ("x", "delta", "A", "B", "C")}),
-                               ssm.selective_scan_parallel(kw["x"], kw["delta"], kw["A"], kw["B"], kw["C"]))
+    args = {k: kw[k] for k in ("x", "delta", "A", "B", "C")}
+    calls = []
+    monkeypatch.setattr(ssm, "selective_scan_sequential", lambda *a: calls.append("sequential") or a[0])
+    monkeypatch.setattr(ssm, "selective_scan_parallel", lambda *a: calls.append("parallel") or a[0])
+    ssm.selective_scan(**args)
+    monkeypatch.setattr(ssm, "SEQUENTIAL_MAX_LENGTH", 8)  # 13 steps is now "long"
+    ssm.selective_scan(**args)
+    assert calls == ["sequential", "parallel"]
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="unknown backend"):
         ssm.selective_scan(kw["x"], kw["delta"], kw["A"], kw["B"], kw["C"], backend="triton")
     if not ssm.cuda_available():

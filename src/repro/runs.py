@@ -126,8 +126,12 @@ class Run:
         if not quiet:
             print(f"[{name}] {wall:.1f} s, peak memory {rec['peak_mem_mb']:.0f} MiB")
 
-    def save(self, name: str, obj: Any) -> Path:
-        """Save a table (.csv / .parquet from a DataFrame or Series) or a dict (.json) under the results folder."""
+    def save(self, name: str, obj: Any) -> None:
+        """Save a table (.csv / .parquet from a DataFrame or Series) or a dict (.json) under the results folder.
+
+        Returns nothing, so a notebook cell ending with it prints nothing; the file is
+        ``self.dir / name``.
+        """
         target = self.dir / name
         if isinstance(obj, (pd.DataFrame, pd.Series)):
             io.write_frame(target, obj)
@@ -136,7 +140,6 @@ class Run:
         else:
             raise TypeError(f"cannot save {type(obj).__name__} as {name}: give a DataFrame or a dict (.json)")
         self.files.append(name)
-        return target
 
     def timings(self) -> pd.DataFrame:
         return pd.DataFrame(self.stages, columns=["stage", "wall_s", "peak_mem_mb"]).set_index("stage")

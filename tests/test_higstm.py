@@ -1,0 +1,175 @@
+"""HIGSTM's parts (paper 003 eqs. 4-22), its baselines, and the CSI panel without look-ahead."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from repro.experiments import higstm as H
+from repro.models import panel_baselines as pb
+from repro.models.higstm import ABLATIONS, HIGSTM, IndexGuidedDecomposition, pearson_loss
+
+needs_mirror = pytest.mark.skipif(not os.environ.get("REPRO_DATA_MIRROR"),
+                                  reason="reads the China A-share data from REPRO_DATA_MIRROR")
+
+
+def day(n=12, t=16, f=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, t, f, generator=g), torch.randn(t, generator=g)
+
+
+def small(n=12, f=5, **kw):
+    torch.manual_seed(0)
+    return HIGSTM(f, n, 16, d_model=8, d_state=4, d_conv=4, expand=1, d_te=4, d_ge=4, d_attn=4, **kw)
+
+
+def test_decomposition_filters_by_frequency_from_the_index():
+    x, idx = day()
+    dec = IndexGuidedDecomposition(16, 5)
+    # saturate the commonality filter (sigma -> 1): all of x is commonality, no specificity (eqs. 5-7)
+    with torch.no_grad():
+        dec.w_c.weight.zero_(), dec.w_c.bias.fill_(50.0)
+    x_c, x_s = dec(x, idx)
+    torch.testing.assert_close(x_c, x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x_s, torch.zeros_like(x), atol=1e-5, rtol=0)
+    # a half-open filter on both: X_c = X/2, X_s = (X - X/2) * (1 - 1/2) = X/4
+    with torch.no_grad():
+        dec.w_c.bias.zero_(), dec.w_s.weight.zero_(), dec.w_s.bias.zero_()
+    x_c, x_s = dec(x, idx)
+    torch.testing.assert_close(x_c, x / 2, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x_s, x / 4, atol=1e-5, rtol=0)
+    # the filters depend on the index: another index, another split
+    with torch.no_grad():
+        dec.w_c.weight.normal_()
+    a, _ = dec(x, idx)
+    b, _ = dec(x, torch.cos(torch.arange(16.0)))
+    assert not torch.allclose(a, b)
+
+
+def test_temporal_graph_keeps_top_30_percent_plus_identity_and_ignores_absent_stocks():
+    model = small()
+    x, _ = day()
+    mask = torch.ones(12, dtype=torch.bool)
+    mask[[3, 7]] = False  # two stocks do not exist today
+    g = model.temporal_graph(x, mask)  # (T, N, N)
+    off = g - torch.eye(12)
+    assert torch.all(off[:, :, [3, 7]] == 0)  # nobody listens to an absent stock
+    kept = (off > 0).sum(-1)
+    assert torch.all(kept == round(0.3 * 10))  # 30% of the 10 existing stocks, per stock and time step
+    torch.testing.assert_close(off.sum(-1), torch.ones(16, 12))  # softmax rows sum to 1, identity added
+    gg = model.global_graph(x, mask)
+    assert torch.all((gg - torch.eye(12))[:, [3, 7]] == 0)
+    torch.testing.assert_close((gg - torch.eye(12)).sum(-1), torch.ones(12))
+
+
+def test_forward_shapes_ablations_and_masked_stocks():
+    x, idx = day()
+    mask = torch.ones(12, dtype=torch.bool)
+    mask[5] = False
+    for ablation in [(), *[(a,) for a in ABLATIONS], ("tigstm", "gigstm")]:
+        out = small(ablation=ablation)(x, idx, mask)
+        assert out.shape == (12,) and torch.isfinite(out).all()
+    model = small()
+    x2 = x.clone()
+    x2[5] += 100.0  # an absent stock's data must not move the others' scores
+    torch.testing.assert_close(model(x2, idx, mask)[mask], model(x, idx, mask)[mask])
+    with pytest.raises(ValueError, match="unknown ablation"):
+        small(ablation=("gnn",))
+    assert not hasattr(small(ablation=("tigstm",)), "tig") and not hasattr(small(ablation=("gigstm",)), "gig")
+
+
+def test_pearson_loss_is_minus_the_correlation():
+    g = torch.Generator().manual_seed(3)
+    p, y = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    expected = -np.corrcoef(p.numpy(), y.numpy())[0, 1]
+    assert pearson_loss(p, y).item() == pytest.approx(expected, abs=1e-6)
+    assert pearson_loss(3 * p + 1, y).item() == pytest.approx(expected, abs=1e-6)  # scale and shift free
+    m = torch.arange(50) < 30
+    assert pearson_loss(p, y, m).item() == pytest.approx(-np.corrcoef(p[:30], y[:30])[0, 1], abs=1e-6)
+
+
+def test_higstm_learns_a_planted_cross_sectional_signal():
+    # next-day return = the last day's first feature: one training day repeated must be learnable
+    torch.manual_seed(0)
+    x, idx = day(n=40, seed=1)
+    y = x[:, -1, 0]
+    model = small(n=40)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = pearson_loss(model(x, idx), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < -0.9
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT"])
+def test_baselines_score_every_stock(name):
+    x, idx = day(n=6)
+    industries = pd.Series(["a", "a", "b", None, "b", "c"])
+    model = {"LSTM": lambda: pb.RNN(5, 8, cell="lstm"), "GRU": lambda: pb.RNN(5, 8),
+             "Mamba": lambda: pb.MambaTS(5, 8, 4, expand=1), "iTransformer": lambda: pb.ITransformer(5, 16, 8, heads=2),
+             "Industry-GAT": lambda: pb.IndustryGAT(5, pb.industry_adjacency(industries), 8)}[name]()
+    out = model(x, idx, torch.ones(6, dtype=torch.bool))
+    assert out.shape == (6,) and torch.isfinite(out).all()
+
+
+def test_industry_adjacency():
+    adj = pb.industry_adjacency(["a", "a", "b", None])
+    assert adj.tolist() == [[True, True, False, False], [True, True, False, False],
+                            [False, False, True, False], [False, False, False, False]]
+
+
+@needs_mirror
+def test_panel_features_do_not_look_ahead_and_labels_are_next_day_returns():
+    short = H.build_panel("csi300", start="2021-01-04", end="2021-06-30", max_stocks=25)
+    longer = H.build_panel("csi300", start="2021-01-04", end="2021-12-31", max_stocks=25)
+    n = len(short.dates)
+    np.testing.assert_array_equal(short.x, longer.x[:n])  # features of day t: nothing after t
+    np.testing.assert_array_equal(short.exists, longer.exists[:n])
+    np.testing.assert_array_equal(short.label[:-1], longer.label[: n - 1])
+    assert np.isnan(short.label[-1]).all()  # the last day's label is in the future
+    from repro.data import cn_qlib
+
+    close = cn_qlib.load_array(longer.codes, ["close"], "2021-01-04", "2021-12-31")[0][..., 0]
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(longer.label[:-1], close[1:] / close[:-1] - 1, rtol=1e-5)
+    assert longer.x.shape[-1] == len(H.FEATURES)
+
+
+@needs_mirror
+def test_split_purges_labels_and_scaler_sees_only_training_days():
+    panel = H.build_panel("csi300", start="2020-01-02", end="2021-12-31", max_stocks=20, horizon=3)
+    split = H.make_split(panel)
+    parts = H.split_days(panel, split)
+    last_train, first_valid = panel.dates[parts["train"]].max(), panel.dates[parts["valid"]].min()
+    assert panel.dates[parts["train"] + 3].max() <= split.train[1]  # a 3-day label stays in training
+    assert last_train < first_valid and panel.dates[parts["valid"]].max() < panel.dates[parts["test"]].min()
+    H.fit_scaler(panel, parts["train"])
+    assert panel.scaler.fitted_dates[1] <= split.train[1]
+    x, idx, mask, y, ok = H.day_batch(panel, int(parts["test"][0]))
+    assert x.shape == (20, 16, len(H.FEATURES)) and idx[-1].item() == 0.0
+    assert torch.all(ok <= mask)
+
+
+@needs_mirror
+def test_tables_are_recomputed_from_saved_predictions():
+    panel = H.build_panel("csi300", start="2022-01-04", max_stocks=30)
+    parts = H.split_days(panel, H.make_split(panel))
+    H.fit_scaler(panel, parts["train"])
+    cfg = dict(d_model=8, d_state=4, d_conv=4, expand=1, d_te=4, d_ge=4, d_attn=4)
+    run = H.run_model("HIGSTM", panel, parts, cfg, seed=0, train_kw=dict(epochs=1, days_per_epoch=5, valid_days=3),
+                      log=lambda *_: None)
+    again = H.run_model("HIGSTM", panel, parts, cfg, seed=0, train_kw=dict(epochs=1, days_per_epoch=5, valid_days=3),
+                        log=lambda *_: None)
+    pd.testing.assert_frame_equal(run.predictions, again.predictions)  # same seed, same numbers
+    # what the results folder holds is enough to recompute every metric of the table
+    saved = run.predictions.pivot(index="datetime", columns="instrument", values="score")
+    labels = run.predictions.pivot(index="datetime", columns="instrument", values="label")
+    out, _ = H.evaluate_frames(saved, labels, H.returns_frame(panel), H.benchmark_returns(panel))
+    for k, v in run.metrics.items():
+        assert out[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
