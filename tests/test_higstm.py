@@ -107,15 +107,53 @@ def test_higstm_learns_a_planted_cross_sectional_signal():
     assert loss.item() < -0.9
 
 
-@pytest.mark.parametrize("name", ["LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT"])
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT", "MASTER"])
 def test_baselines_score_every_stock(name):
     x, idx = day(n=6)
     industries = pd.Series(["a", "a", "b", None, "b", "c"])
     model = {"LSTM": lambda: pb.RNN(5, 8, cell="lstm"), "GRU": lambda: pb.RNN(5, 8),
              "Mamba": lambda: pb.MambaTS(5, 8, 4, expand=1), "iTransformer": lambda: pb.ITransformer(5, 16, 8, heads=2),
-             "Industry-GAT": lambda: pb.IndustryGAT(5, pb.industry_adjacency(industries), 8)}[name]()
+             "Industry-GAT": lambda: pb.IndustryGAT(5, pb.industry_adjacency(industries), 8),
+             "MASTER": lambda: pb.MASTER(5, 16, 8)}[name]()
     out = model(x, idx, torch.ones(6, dtype=torch.bool))
     assert out.shape == (6,) and torch.isfinite(out).all()
+
+
+def test_master_market_status_gate_and_stock_attention():
+    x, idx = day(n=8)
+    idx = idx * 0.01
+    level = (idx + 1).numpy().astype(np.float64)
+    r = level[1:] / level[:-1] - 1
+    expected = [r[-1]] + [f(r[-k:]) for k in (5, 10, 15) for f in (np.mean, np.std)]
+    np.testing.assert_allclose(pb.MASTER.market_status(idx).numpy(), np.array(expected) * 100, rtol=1e-4, atol=1e-6)
+
+    torch.manual_seed(0)
+    model = pb.MASTER(5, 16, 8).eval()
+    mask = torch.ones(8, dtype=torch.bool)
+    mask[2] = False
+    base = model(x, idx, mask)
+    x2 = x.clone()
+    x2[2] += 100.0  # an absent stock is neither attended to nor able to move the others
+    torch.testing.assert_close(model(x2, idx, mask)[mask], base[mask])
+    x3 = x.clone()
+    x3[4] += 1.0  # a present stock does move the others (attention across stocks)
+    moved = (model(x3, idx, mask) - base).abs()
+    assert moved[[0, 1, 3, 5, 6, 7]].min() > 0
+    assert not torch.allclose(model(x, idx * 3, mask), base)  # the market gate reads the index
+
+
+def test_master_learns_a_planted_cross_sectional_signal():
+    torch.manual_seed(0)
+    x, idx = day(n=40, seed=1)
+    y = x[:, -1, 0]
+    model = pb.MASTER(5, 16, 16, dropout=0.0)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = pearson_loss(model(x, idx * 0.01), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < -0.9
 
 
 def test_industry_adjacency():

@@ -225,7 +225,7 @@ def day_batch(panel: Panel, t: int, window: int = WINDOW, device: str = "cpu"):
 
 
 # --------------------------------------------------------------------------- models
-MODELS = ("HIGSTM", "LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT")
+MODELS = ("HIGSTM", "LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT", "MASTER")
 
 
 def make_model(name: str, panel: Panel, cfg: dict, window: int = WINDOW):
@@ -249,6 +249,8 @@ def make_model(name: str, panel: Panel, cfg: dict, window: int = WINDOW):
         return pb.ITransformer(n_feat, window, cfg["d_model"])
     if name == "Industry-GAT":
         return pb.IndustryGAT(n_feat, pb.industry_adjacency(panel.industry.reindex(panel.codes)), cfg["d_model"])
+    if name == "MASTER":
+        return pb.MASTER(n_feat, window, cfg["d_model"])
     raise ValueError(f"unknown model {name!r}; choose from {MODELS} or {tuple(ABLATIONS)}")
 
 

@@ -9,12 +9,16 @@ mask of existing stocks (N,) -- to one score per stock, and is trained like HIGS
 * :class:`ITransformer` -- iTransformer (Liu et al. 2023): each feature's whole window is
   one token, attention across the features of a stock (temporal);
 * :class:`IndustryGAT` -- a GRU encoder followed by graph attention over the stocks of the
-  same industry (spatio-temporal, predefined graph).
+  same industry (spatio-temporal, predefined graph);
+* :class:`MASTER` -- the market-guided stock transformer of Li et al. (AAAI 2024), the
+  specialised stock model of the paper's Table 2 (spatio-temporal, learned attention).
 
-MASTER, MTGNN, DCRNN and the others of the paper's Table 2 are not re-implemented here.
+MTGNN, DCRNN and the other baselines of the paper's Table 2 are not re-implemented here.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +91,73 @@ class IndustryGAT(nn.Module):
         att = torch.softmax(e.masked_fill(~allowed, float("-inf")), dim=-1)
         att = torch.nan_to_num(att, nan=0.0)
         return self.out(torch.cat([h, att @ z], dim=-1)).squeeze(-1)
+
+
+class MASTER(nn.Module):
+    """Market-guided stock transformer (Li et al., AAAI 2024, section 4), written from the paper.
+
+    market-guided gating -> feature encoder with positional encoding -> intra-stock attention
+    over time -> inter-stock attention across the day's stocks at every time step -> temporal
+    attention pooled by the last step -> linear score.
+
+    MASTER's market status m is built from the index's price and volume over 5..60 days. To
+    keep every model on identical inputs, here it is computed from the same 16-day index
+    window HIGSTM gets: the latest index return and the mean and standard deviation of the
+    index returns over the last 5, 10 and all days of the window (7 numbers).
+    """
+
+    def __init__(self, n_features: int, length: int, d_model: int = 64, heads_t: int = 4, heads_s: int = 2,
+                 beta: float = 5.0, dropout: float = 0.1):
+        super().__init__()
+        self.n_features, self.beta = n_features, beta
+        self.gate = nn.Linear(7, n_features)
+        self.embed = nn.Linear(n_features, d_model)
+        position = torch.arange(length, dtype=torch.float32)[:, None]
+        freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+        pe = torch.zeros(length, d_model)
+        pe[:, 0::2] = torch.sin(position * freq)
+        pe[:, 1::2] = torch.cos(position * freq)[:, : d_model // 2]
+        self.register_buffer("pe", pe)
+
+        def layer(heads):
+            lyr = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True, norm_first=True)
+            # Dropout on the residual and feed-forward paths only: dropping attention weights
+            # takes PyTorch off its fused CPU attention and made training 2-4x slower.
+            lyr.self_attn.dropout = 0.0
+            return lyr
+
+        self.intra = layer(heads_t)  # attention over time within each stock
+        self.inter = layer(heads_s)  # attention across stocks at each time step
+        self.temporal = nn.Linear(d_model, d_model, bias=False)
+        self.out = nn.Linear(d_model, 1)
+
+    @staticmethod
+    def market_status(index: torch.Tensor) -> torch.Tensor:
+        """7 market numbers from the index path (relative to its last value, as the panel gives it)."""
+        level = index + 1.0
+        r = level[1:] / level[:-1] - 1.0
+        parts = [r[-1:]]
+        for k in (5, 10, r.shape[0]):
+            w = r[-k:]
+            parts += [w.mean()[None] * 100, w.std(unbiased=False)[None] * 100]  # returns in percent
+        parts[0] = parts[0] * 100
+        return torch.cat(parts)
+
+    def forward(self, x, index=None, mask=None):
+        n, t, _ = x.shape
+        if index is None:
+            alpha = torch.ones(self.n_features, device=x.device, dtype=x.dtype)
+        else:  # market-guided gating: alpha = F * softmax(W m / beta)
+            alpha = self.n_features * torch.softmax(self.gate(self.market_status(index)) / self.beta, dim=-1)
+        h = self.embed(x * alpha) + self.pe[:t]
+        h = self.intra(h)  # (N, T, d)
+        pad = None if mask is None else ~mask[None, :].expand(t, n)
+        h = self.inter(h.transpose(0, 1), src_key_padding_mask=pad).transpose(0, 1)
+        if mask is not None:
+            h = h.masked_fill(~mask[:, None, None], 0.0)
+        # temporal aggregation: lambda_t = softmax_t(h_t . W h_T)
+        lam = torch.softmax(torch.einsum("ntd,nd->nt", h, self.temporal(h[:, -1])), dim=-1)
+        return self.out(torch.einsum("nt,ntd->nd", lam, h)).squeeze(-1)
 
 
 def industry_adjacency(industries) -> torch.Tensor:
