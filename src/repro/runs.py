@@ -79,11 +79,17 @@ def seed_everything(seed: int) -> None:
         keras.utils.set_random_seed(seed)
 
 
-def _git_commit() -> str | None:
+def _git_commit(root: Path | None = None) -> str | None:
+    """HEAD's short hash, with ``+dirty`` when tracked files differ from it (the run used edits)."""
+    root = root or paths.project_root()
     try:
-        out = subprocess.run(["git", "-C", str(paths.project_root()), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=5)
+        if head.returncode or not head.stdout.strip():
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
