@@ -18,6 +18,21 @@ def inputs(batch=3, length=13, channels=5, state=7, seed=0, dtype=torch.float64,
     )
 
 
+def assert_matches_sequential(backend, kw, extra, tol, grad_tol):
+    """``backend`` gives the sequential reference's output and gradients (w.r.t. x, delta, A, B, C)."""
+    runs = {}
+    for name in ("sequential", backend):
+        leaves = {k: kw[k].detach().clone().requires_grad_(True) for k in ("x", "delta", "A", "B", "C")}
+        runs[name] = (ssm.selective_scan(**leaves, **extra, backend=name), leaves)
+    (ref, ref_leaves), (out, out_leaves) = runs["sequential"], runs[backend]
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+    w = torch.randn_like(ref)
+    (ref * w).sum().backward()
+    (out * w).sum().backward()
+    for k in ref_leaves:
+        torch.testing.assert_close(out_leaves[k].grad, ref_leaves[k].grad, rtol=grad_tol, atol=grad_tol, msg=k)
+
+
 def test_sequential_reference_matches_a_hand_computed_step():
     # one channel, one state, two steps: h1 = d1*B1*x1, h2 = exp(d2*A)*h1 + d2*B2*x2; y = C*h + D*x
     x = torch.tensor([[[2.0], [3.0]]], dtype=torch.float64)
@@ -40,16 +55,7 @@ def test_parallel_scan_matches_sequential_forward_and_gradients(length, options)
     extra = {"D": kw["D"]}
     if options:
         extra |= {"z": kw["z"], "delta_bias": kw["delta_bias"], "delta_softplus": True}
-    leaves = {k: kw[k].clone().requires_grad_(True) for k in ("x", "delta", "A", "B", "C")}
-    seq = ssm.selective_scan(**leaves, **extra, backend="sequential")
-    par_leaves = {k: kw[k].clone().requires_grad_(True) for k in ("x", "delta", "A", "B", "C")}
-    par = ssm.selective_scan(**par_leaves, **extra, backend="parallel")
-    torch.testing.assert_close(par, seq, rtol=1e-9, atol=1e-9)
-    w = torch.randn_like(seq)
-    (seq * w).sum().backward()
-    (par * w).sum().backward()
-    for k in leaves:
-        torch.testing.assert_close(par_leaves[k].grad, leaves[k].grad, rtol=1e-8, atol=1e-8, msg=k)
+    assert_matches_sequential("parallel", kw, extra, tol=1e-9, grad_tol=1e-8)
 
 
 def test_state_width_of_b_and_c_can_exceed_d_state():
@@ -113,15 +119,5 @@ def test_mamba_block_backends_agree_and_train():
 @pytest.mark.skipif(not ssm.cuda_available(), reason="needs CUDA and mamba-ssm's compiled selective scan")
 def test_cuda_kernel_matches_reference():
     kw = inputs(dtype=torch.float32, device="cuda", length=64, channels=16, state=16)
-    args = {k: kw[k] for k in ("x", "delta", "A", "B", "C")}
     extra = dict(D=kw["D"], z=kw["z"], delta_bias=kw["delta_bias"], delta_softplus=True)
-    leaves_ref = {k: v.detach().clone().requires_grad_(True) for k, v in args.items()}
-    leaves_cuda = {k: v.detach().clone().requires_grad_(True) for k, v in args.items()}
-    ref = ssm.selective_scan(**leaves_ref, **extra, backend="sequential")
-    out = ssm.selective_scan(**leaves_cuda, **extra, backend="cuda")
-    torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)
-    w = torch.randn_like(ref)
-    (ref * w).sum().backward()
-    (out * w).sum().backward()
-    for k in args:
-        torch.testing.assert_close(leaves_cuda[k].grad, leaves_ref[k].grad, rtol=5e-3, atol=5e-3, msg=k)
+    assert_matches_sequential("cuda", kw, extra, tol=1e-3, grad_tol=5e-3)

@@ -303,6 +303,12 @@ def prediction_frame(ds: Dataset, pred_price: np.ndarray, part: str = "test", **
     return frame
 
 
+def _predictions_and_scores(ds: Dataset, price: np.ndarray, model: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test predictions in price units -> (prediction rows, per-ticker score rows), keyed alike."""
+    keys = dict(experiment=ds.name, model=model, seed=seed)
+    return prediction_frame(ds, price, **keys), score(ds, price).reset_index().assign(**keys)
+
+
 # --------------------------------------------------------------------------- networks
 def run_network(ds: Dataset, model: str, values: dict, seeds: list[int], epochs: int, patience: int = 5,
                 batch_size: int = 32, without: tuple[str, ...] = (), label: str | None = None
@@ -327,10 +333,9 @@ def run_network(ds: Dataset, model: str, values: dict, seeds: list[int], epochs:
         if res.pred_gbr is not None:
             outputs = {label: res.pred_gbr, f"{label} w/o GBR": res.pred}
         for name, pred in outputs.items():
-            price = ds.to_price(pred, test)
-            preds.append(prediction_frame(ds, price, experiment=ds.name, model=name, seed=seed))
-            sc = score(ds, price).reset_index()
-            scores.append(sc.assign(experiment=ds.name, model=name, seed=seed, epochs=res.epochs))
+            p, sc = _predictions_and_scores(ds, ds.to_price(pred, test), name, seed)
+            preds.append(p)
+            scores.append(sc.assign(epochs=res.epochs))
     return pd.concat(preds, ignore_index=True), pd.concat(scores, ignore_index=True)
 
 
@@ -338,8 +343,9 @@ def baseline_scores(ds: Dataset, predictions: dict[str, np.ndarray]) -> tuple[pd
     """Predictions and metrics of deterministic baselines (no seeds) on the test part."""
     preds, scores = [], []
     for name, price in predictions.items():
-        preds.append(prediction_frame(ds, price, experiment=ds.name, model=name, seed=-1))
-        scores.append(score(ds, price).reset_index().assign(experiment=ds.name, model=name, seed=-1))
+        p, sc = _predictions_and_scores(ds, price, name, seed=-1)
+        preds.append(p)
+        scores.append(sc)
     return pd.concat(preds, ignore_index=True), pd.concat(scores, ignore_index=True)
 
 

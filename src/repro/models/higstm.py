@@ -144,7 +144,8 @@ class HIGSTM(nn.Module):
             x_c, x_s = self.decomposition(x, index)
         else:  # "w/o Decomposition": relations and macro information from the raw series
             x_c = x_s = x
-        h = self.norm_in(self.nim(self.embed(x)) + self.embed(x))  # node-independent Mamba (eqs. 8-10)
+        e = self.embed(x)
+        h = self.norm_in(self.nim(e) + e)  # node-independent Mamba (eqs. 8-10)
         macro_t = None
         if self.use_t:
             g_s = self.temporal_graph(x_s, mask)  # eq. 11

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .higstm import masked_softmax_rows
 from .ssm import MambaBlock
 
 
@@ -88,8 +89,7 @@ class IndustryGAT(nn.Module):
         z = self.w(h)
         e = F.leaky_relu(self.a_src(z) + self.a_dst(z).T, 0.2)  # e_ij for every pair
         allowed = self.adjacency if mask is None else self.adjacency & mask[None, :]
-        att = torch.softmax(e.masked_fill(~allowed, float("-inf")), dim=-1)
-        att = torch.nan_to_num(att, nan=0.0)
+        att = masked_softmax_rows(e, allowed)
         return self.out(torch.cat([h, att @ z], dim=-1)).squeeze(-1)
 
 
