@@ -61,18 +61,20 @@ def test_book_has_the_paper_002_chapter(built_book):
     assert [int(c) for c in captions] == [1, 2]  # sentiment series, forecast diagnostics
     assert "held-out labelled texts: Pearson r =" in html  # the scorer's held-out score is reported
     assert html.count("<table") >= 10
-    assert "persistence (close)" in html and "Networks beating persistence on MSE" in html
+    assert "persistence (close)" in html and "Networks that beat persistence on at least one ticker" in html
+    assert "Diebold-Mariano" in html and "Settings beside the paper" in html
 
 
 @pytest.mark.slow
 def test_book_has_the_paper_003_chapter(built_book):
     html = (built_book / "notebooks" / "04_higstm.html").read_text()
-    for heading in ("Results beside the paper", "Ablations beside the paper", "Backtest curves and daily returns",
+    for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper", "Backtest curves and daily returns",
                     "What the graphs learned", "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
         assert heading in html, heading
     captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)
     assert [int(c) for c in captions] == [1, 2, 3]  # backtest curves, box plot, graphs
     assert "HIGSTM" in html and "momentum (yesterday's return)" in html.replace("&#x27;", "'")
+    assert "Indistinguishable from HIGSTM" in html or "than HIGSTM on IC" in html  # the computed verdict
     assert html.count("<table") >= 8
 
 

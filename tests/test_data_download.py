@@ -37,6 +37,7 @@ import pytest
 from repro.data import (
     ChecksumError,
     MissingDataError,
+    _store,
     cn_industry,
     cn_qlib,
     mamballm,
@@ -45,8 +46,7 @@ from repro.data import (
     stocknet,
     us_prices,
 )
-from repro.data import _store
-from repro.data._store import FileSet, sha256_bytes, sha256_file
+from repro.data._store import FileSet, sha256_file
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("REPRO_DATA_MIRROR"),

@@ -25,7 +25,6 @@ from repro.features import (
     log_returns,
     macd,
     make_windows,
-    momentum,
     panel_windows,
     returns,
     rsi,
@@ -36,6 +35,7 @@ from repro.features import (
     split_by_fraction,
     volatility,
 )
+from repro.models.naive import momentum
 
 
 # --------------------------------------------------------------------------- data

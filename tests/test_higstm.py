@@ -1,4 +1,4 @@
-"""HIGSTM's parts (paper 003 eqs. 4-22), its baselines, and the CSI panel without look-ahead."""
+"""HIGSTM's parts ([003 eq. 4] to [003 eq. 22]), its baselines, and paper 003's CSI panel without look-ahead."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from repro.experiments import higstm as H
 from repro.models import panel_baselines as pb
-from repro.models.higstm import ABLATIONS, HIGSTM, IndexGuidedDecomposition, pearson_loss
+from repro.models.higstm import ABLATIONS, HIGSTM, IndexGuidedDecomposition
+from repro.papers import p003_higstm as P
+from repro.protocols import cross_section as cs
+from repro.protocols.cross_section import pearson_loss
 
 needs_mirror = pytest.mark.skipif(not os.environ.get("REPRO_DATA_MIRROR"),
                                   reason="reads the China A-share data from REPRO_DATA_MIRROR")
@@ -162,10 +164,18 @@ def test_industry_adjacency():
                             [False, False, True, False], [False, False, False, False]]
 
 
+def tiny_config(**kw) -> P.Config:
+    """The chapter's config with tiny models (the profile files are not involved)."""
+    return P.Config(**{**dict(d_model=8, d_state=4, d_conv=4, expand=1, d_te=4, d_ge=4, d_attn=4), **kw})
+
+
 @needs_mirror
 def test_panel_features_do_not_look_ahead_and_labels_are_next_day_returns():
-    short = H.build_panel("csi300", start="2021-01-04", end="2021-06-30", max_stocks=25)
-    longer = H.build_panel("csi300", start="2021-01-04", end="2021-12-31", max_stocks=25)
+    def panel(end):
+        prices = cs.load_prices("csi300", start="2021-01-04", end=end, max_stocks=25)
+        return cs.make_panel(prices, P.features(prices))
+
+    short, longer = panel("2021-06-30"), panel("2021-12-31")
     n = len(short.dates)
     np.testing.assert_array_equal(short.x, longer.x[:n])  # features of day t: nothing after t
     np.testing.assert_array_equal(short.exists, longer.exists[:n])
@@ -176,38 +186,50 @@ def test_panel_features_do_not_look_ahead_and_labels_are_next_day_returns():
     close = cn_qlib.load_array(longer.codes, ["close"], "2021-01-04", "2021-12-31")[0][..., 0]
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(longer.label[:-1], close[1:] / close[:-1] - 1, rtol=1e-5)
-    assert longer.x.shape[-1] == len(H.FEATURES)
+        np.testing.assert_allclose(longer.returns[1:], close[1:] / close[:-1] - 1, rtol=1e-5)
+    assert longer.x.shape[-1] == len(P.FEATURES) and longer.features == P.FEATURES
 
 
 @needs_mirror
 def test_split_purges_labels_and_scaler_sees_only_training_days():
-    panel = H.build_panel("csi300", start="2020-01-02", end="2021-12-31", max_stocks=20, horizon=3)
-    split = H.make_split(panel)
-    parts = H.split_days(panel, split)
+    cfg = tiny_config(start="2020-01-02", end="2021-12-31", max_stocks=20, horizon=3)
+    exp = P.prepare(cfg, "csi300")
+    panel, split, parts = exp.panel, exp.split, exp.parts
     last_train, first_valid = panel.dates[parts["train"]].max(), panel.dates[parts["valid"]].min()
     assert panel.dates[parts["train"] + 3].max() <= split.train[1]  # a 3-day label stays in training
     assert last_train < first_valid and panel.dates[parts["valid"]].max() < panel.dates[parts["test"]].min()
-    H.fit_scaler(panel, parts["train"])
     assert panel.scaler.fitted_dates[1] <= split.train[1]
-    x, idx, mask, y, ok = H.day_batch(panel, int(parts["test"][0]))
-    assert x.shape == (20, 16, len(H.FEATURES)) and idx[-1].item() == 0.0
+    x, idx, mask, y, ok = cs.day_batch(panel, int(parts["test"][0]), cfg.window)
+    assert x.shape == (20, 16, len(P.FEATURES)) and idx[-1].item() == 0.0
     assert torch.all(ok <= mask)
 
 
 @needs_mirror
 def test_tables_are_recomputed_from_saved_predictions():
-    panel = H.build_panel("csi300", start="2022-01-04", max_stocks=30)
-    parts = H.split_days(panel, H.make_split(panel))
-    H.fit_scaler(panel, parts["train"])
-    cfg = dict(d_model=8, d_state=4, d_conv=4, expand=1, d_te=4, d_ge=4, d_attn=4)
-    run = H.run_model("HIGSTM", panel, parts, cfg, seed=0, train_kw=dict(epochs=1, days_per_epoch=5, valid_days=3),
-                      log=lambda *_: None)
-    again = H.run_model("HIGSTM", panel, parts, cfg, seed=0, train_kw=dict(epochs=1, days_per_epoch=5, valid_days=3),
-                        log=lambda *_: None)
+    cfg = tiny_config(start="2022-01-04", max_stocks=30, epochs=1, days_per_epoch=5, valid_days=3, seeds=[0])
+    exp = P.prepare(cfg, "csi300")
+    run = cs.run_model("HIGSTM", P.MODELS["HIGSTM"], exp, cfg, seed=0, log=lambda *_: None)
+    again = cs.run_model("HIGSTM", P.MODELS["HIGSTM"], exp, cfg, seed=0, log=lambda *_: None)
     pd.testing.assert_frame_equal(run.predictions, again.predictions)  # same seed, same numbers
     # what the results folder holds is enough to recompute every metric of the table
     saved = run.predictions.pivot(index="datetime", columns="instrument", values="score")
     labels = run.predictions.pivot(index="datetime", columns="instrument", values="label")
-    out, _ = H.evaluate_frames(saved, labels, H.returns_frame(panel), H.benchmark_returns(panel))
+    out, _ = cs.evaluate_frames(saved, labels, cs.returns_frame(exp.panel), cs.benchmark_returns(exp.panel),
+                                **cfg.backtest)
     for k, v in run.metrics.items():
         assert out[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+    assert set(run.extras) == {"temporal", "global"}  # the graphs of the last test day, for the case study
+
+
+def test_every_model_of_the_registry_builds_and_scores_a_day():
+    codes = [f"S{i}" for i in range(6)]
+    panel = cs.Panel(pd.bdate_range("2023-01-02", periods=20), codes, np.zeros((20, 6, 13), np.float32),
+                     list(P.FEATURES), np.ones(20, np.float32), np.zeros((20, 6), np.float32),
+                     np.zeros((20, 6), np.float32), np.ones((20, 6), bool), "csi300", 1,
+                     industry=pd.Series(["a", "a", "b", "b", "c", None], index=codes))
+    cfg = tiny_config()
+    x, idx = day(n=6, f=13)
+    for name, factory in P.MODELS.items():
+        out = factory(panel, cfg)(x, idx * 0.01, torch.ones(6, dtype=torch.bool))
+        assert out.shape == (6,) and torch.isfinite(out).all(), name
+    assert set(P.MODELS) == {"HIGSTM", *P.ABLATIONS, *P.BASELINES}

@@ -1,4 +1,5 @@
-"""Paper 002's pipeline: the daily table, leakage-free datasets, ARIMA, and the Keras models."""
+"""Paper 002's pipeline on the price-forecast protocol: the daily table, leakage-free datasets, ARIMA,
+and the Keras models."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pandas as pd
 import pytest
 
 from repro import metrics
-from repro.experiments import keras_baselines as kb
 from repro.models import arima, keras_nets
+from repro.papers import p002_keras as kb
+from repro.protocols import price_forecast as pf
 
 needs_mirror = pytest.mark.skipif(not os.environ.get("REPRO_DATA_MIRROR"),
                                   reason="reads StockNet and the World Bank from REPRO_DATA_MIRROR")
@@ -39,10 +41,14 @@ def synthetic_table(days: int = 120, tickers=("AAA", "BBB")) -> pd.DataFrame:
 FEATURES = kb.PRICE_FEATURES + kb.MACRO_FEATURES
 
 
+def make_dataset(table, **kw):
+    return pf.make_dataset("t", table, FEATURES, kb.TARGET, **{"window": 5, **kw})
+
+
 def test_dataset_is_chronological_purged_and_scaled_on_training_rows():
     table = synthetic_table()
-    ds = kb.make_dataset("t", table, FEATURES, window=5)
-    fit, val, test = (ds.part == p for p in ("fit", "val", "test"))
+    ds = make_dataset(table)
+    fit, val, test = (ds.part == p for p in ("train", "valid", "test"))
     # parts follow each other in time, and no target reaches into a later part
     assert ds.date[fit].max() < ds.date[val].min() and ds.date[val].max() < ds.date[test].min()
     assert ds.target_date[fit].max() <= ds.split.train[1]
@@ -67,7 +73,7 @@ def test_dataset_is_chronological_purged_and_scaled_on_training_rows():
 def test_to_price_inverts_the_scaling_for_both_targets():
     table = synthetic_table()
     for target in ("level", "return"):
-        ds = kb.make_dataset("t", table, FEATURES, window=5, target=target)
+        ds = make_dataset(table, target=target)
         test = ds.part == "test"
         # the scaled target is float32 (what the networks train on): exact up to its precision
         np.testing.assert_allclose(ds.to_price(ds.y[test], test), ds.y_raw[test], rtol=1e-6)
@@ -75,21 +81,21 @@ def test_to_price_inverts_the_scaling_for_both_targets():
 
 def test_scaler_fit_all_sees_the_test_period():
     table = synthetic_table()
-    honest = kb.make_dataset("t", table, FEATURES, window=5)
-    leaky = kb.make_dataset("t", table, FEATURES, window=5, scaler_fit="all")
+    honest = make_dataset(table)
+    leaky = make_dataset(table, scaler_fit="all")
     for t in honest.feature_scalers:
         assert leaky.feature_scalers[t].fitted_dates[1] > honest.split.test[0]
         assert honest.feature_scalers[t].fitted_dates[1] < honest.split.test[0]
     with pytest.raises(ValueError, match="scaler_fit"):
-        kb.make_dataset("t", table, FEATURES, scaler_fit="test")
+        make_dataset(table, scaler_fit="test")
 
 
 def test_score_per_ticker_mean_and_pooled():
     table = synthetic_table()
-    ds = kb.make_dataset("t", table, FEATURES, window=5)
+    ds = make_dataset(table)
     test = ds.part == "test"
     pred = ds.last_close[test]
-    table_ = kb.score(ds, pred)
+    table_ = pf.score(ds, pred)
     for t in ("AAA", "BBB"):
         m = ds.ticker[test] == t
         assert table_.loc[t, "MSE"] == pytest.approx(metrics.mse(ds.y_raw[test][m], pred[m]))
@@ -98,14 +104,14 @@ def test_score_per_ticker_mean_and_pooled():
     # two price levels (50 and 100): pooling inflates R2 far above the per-ticker mean
     assert table_.loc["pooled", "R2"] > table_.loc["mean", "R2"]
     with pytest.raises(ValueError, match="predictions for"):
-        kb.score(ds, pred[:-1])
+        pf.score(ds, pred[:-1])
 
 
 def test_skill_against_persistence():
     scores = pd.DataFrame({"experiment": "e", "model": ["persistence (close)", "m", "m"], "seed": [-1, 0, 1],
                            "ticker": "mean", "MSE": [2.0, 1.0, 3.0]})
-    assert kb.skill(scores).loc[("e", "m"), "MSE skill vs persistence"] == pytest.approx(0.0)
-    assert kb.skill(scores).loc[("e", "persistence (close)")].item() == 0.0
+    assert pf.skill(scores).loc[("e", "m"), "MSE skill vs persistence"] == pytest.approx(0.0)
+    assert pf.skill(scores).loc[("e", "persistence (close)")].item() == 0.0
 
 
 # --------------------------------------------------------------------------- real data

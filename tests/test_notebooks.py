@@ -1,50 +1,85 @@
-"""Every notebook: committed clean, parameterized, and executable under the smoke profile.
+"""Every notebook: committed clean, parameterized from its chapter's config, thin, and executable
+under the smoke profile.
 
 The executed copies are reused by tests/test_book.py to build the book.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
+from repro.config import PROFILES
+from repro.papers import chapters
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PROFILES = ("smoke", "book", "full")
+MAX_LOGIC_LINES = 15
 
 
-def _parameter_names(nb) -> set[str]:
-    cell = next(c for c in nb.cells if c.cell_type == "code")
-    names = set()
-    for line in cell.source.splitlines():
-        line = line.split("#", 1)[0]
-        if "=" in line and not line.startswith((" ", "\t")):
-            names.add(line.split("=", 1)[0].strip())
-    return names
+def logic_lines(source: str) -> list[str]:
+    """The lines of a cell that hold code: not blank, not only a comment."""
+    return [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def test_there_are_notebooks():
+def test_there_are_notebooks_and_each_has_a_chapter_module():
     assert [p.stem for p in NOTEBOOKS][:1] == ["00_data"]
+    assert sorted(chapters()) == [p.stem for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_clean_and_parameterized(path):
+def test_notebook_is_clean_and_its_parameters_cell_is_its_config(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged 'parameters'"
     assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
     assert nb.metadata["kernelspec"]["name"] == "repro"
-    names = _parameter_names(nb)
-    assert "profile" in names
+    config = chapters()[path.stem].Config
+    assert code[0].source == config.parameters_cell(), "stale parameters cell: run `python -m repro.papers sync`"
+    assert f"{config.__name__}.from_parameters(globals())" in code[1].source, "the set-up cell reads the config"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_profiles_are_overrides_of_the_config(path):
+    config = chapters()[path.stem].Config
+    defaults = config()
+    assert defaults.profile == "book"
+    fields = {f.name for f in dataclasses.fields(config)}
     for profile in PROFILES:
         params = yaml.safe_load((ROOT / "notebooks" / "profiles" / profile / f"{path.stem}.yaml").read_text())
-        assert params["profile"] == profile
-        unknown = set(params) - names
-        assert not unknown, f"{profile} profile sets parameters the notebook does not have: {unknown}"
+        assert params.pop("profile") == profile
+        assert not set(params) - fields, f"{profile} sets parameters the config does not have"
+        cfg = config.for_profile(profile)  # every value passes the config's checks
+        same = [k for k in params if getattr(cfg, k) == getattr(defaults, k)]
+        assert not same, f"{profile} repeats the defaults of {same}: a profile holds overrides only"
+    assert not yaml.safe_load((ROOT / "notebooks" / "profiles" / "book" / f"{path.stem}.yaml").read_text()).keys() - {
+        "profile"}, "the book profile is the config's defaults"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_read_like_paragraphs(path):
+    """No function or class defined in a cell, no private names, and at most 15 lines of logic a cell."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        if i == 0:
+            continue  # the parameters cell: one line per parameter
+        tree = ast.parse(cell.source)
+        defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defined, f"code cell {i} defines a function or class: move it into the package"
+        private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")]
+        private += [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names
+                    if a.name.startswith("_")]
+        assert not private, f"code cell {i} uses private names {private}"
+        lines = logic_lines(cell.source)
+        assert len(lines) <= MAX_LOGIC_LINES, f"code cell {i} has {len(lines)} lines of logic:\n{cell.source}"
+    assert not re.search(r"\bif TEST\b", "".join(c.source for c in nb.cells)), "profiles change parameters only"
 
 
 @pytest.mark.slow

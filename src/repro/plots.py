@@ -34,8 +34,9 @@ RC = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (called by notebooks once)."""
+    """Apply the book's matplotlib style and table precision (called by notebooks once)."""
     plt.rcParams.update(RC)
+    pd.set_option("display.precision", 4)
 
 
 def publish(fig: plt.Figure, key: str) -> None:
@@ -137,5 +138,84 @@ def hist_by_group(values: pd.Series, groups: pd.Series, bins: int | Sequence[flo
         ax.set_xlabel(xlabel, fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def twin_series(left: pd.Series, right: pd.Series, left_label: str, right_label: str) -> plt.Figure:
+    """Two date-indexed series on one time axis with separate y axes (left line, right line in grey)."""
+    fig, ax = plt.subplots()
+    ax.plot(left.index, left, lw=1, label=left_label)
+    ax2 = ax.twinx()
+    ax2.plot(right.index, right, lw=1, color="black", alpha=0.6, label=right_label)
+    ax.set_ylabel(left_label)
+    ax2.set_ylabel(right_label)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def members_over_time(sizes: pd.DataFrame, universes: Sequence[str]) -> plt.Figure:
+    """One panel per universe: members over time and how many of them have data (columns (u, members|with_data))."""
+    fig, axes = plt.subplots(1, len(universes), figsize=(3.2 * len(universes), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], universes):
+        ax.plot(sizes.index, sizes[(name, "members")], label="members")
+        ax.plot(sizes.index, sizes[(name, "with_data")], label="with data here")
+        ax.set_title(name.upper(), fontsize=9)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def backtest_curves(curves: dict[str, dict[str, pd.DataFrame]], highlight: str = "", dotted: Sequence[str] = (),
+                    benchmark_label: str = "index") -> plt.Figure:
+    """Cumulative return of each model's portfolio, one panel per universe.
+
+    ``curves[universe][model]`` is a backtest's daily frame (``pnl``; ``benchmark`` where
+    given, drawn dashed once per panel). ``highlight`` is drawn thicker, ``dotted`` models dotted.
+    """
+    n = len(curves)
+    fig, axes = plt.subplots(1, n, figsize=(9 * n ** 0.5, 4), squeeze=False)
+    for ax, (universe, models) in zip(axes[0], curves.items()):
+        bench = None
+        for name, daily in sorted(models.items(), key=lambda kv: kv[0] != highlight):
+            ax.plot(daily.index, daily["pnl"], lw=1.6 if name == highlight else 0.9, ls=":" if name in dotted else "-",
+                    label=name)
+            if bench is None and "benchmark" in daily:
+                bench = daily["benchmark"].cumsum()
+        if bench is not None:
+            ax.plot(bench.index, bench, lw=1.0, color="black", ls="--", label=f"{universe.upper()} {benchmark_label}")
+        ax.set_title(universe.upper(), fontsize=10)
+        ax.set_ylabel("cumulative return")
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    axes[0][0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def return_boxes(curves: dict[str, dict[str, pd.DataFrame]]) -> plt.Figure:
+    """Box plot of each portfolio's daily returns (after the first day), per universe and model."""
+    data = {(u, name): daily["return"].iloc[1:] for u, models in curves.items() for name, daily in models.items()}
+    labels = [f"{n}\n({u})" if len(curves) > 1 else n for (u, n) in data]
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.boxplot(list(data.values()), showfliers=True, flierprops={"markersize": 2})
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=20)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("daily portfolio return")
+    return fig
+
+
+def neighbour_bars(neighbours: pd.DataFrame) -> plt.Figure:
+    """Horizontal bars of the strongest neighbours per graph (columns graph, neighbour, name, weight,
+    same industry); orange where the neighbour shares the focus stock's industry."""
+    graphs = list(dict.fromkeys(neighbours["graph"]))
+    fig, axes = plt.subplots(1, max(len(graphs), 1), figsize=(11, 3.6), squeeze=False)
+    focus = neighbours.attrs.get("focus", "")
+    for ax, kind in zip(axes[0], graphs):
+        g = neighbours[neighbours["graph"] == kind]
+        pos = range(len(g))[::-1]
+        ax.barh(pos, g["weight"], color=["tab:orange" if s else "tab:blue" for s in g["same industry"]])
+        ax.set_yticks(pos, [f"{c} {n[:22]}" for c, n in zip(g["neighbour"], g["name"])], fontsize=7)
+        ax.set_title(f"{kind} graph: neighbours of {focus}", fontsize=9)
+        ax.set_xlabel("attention weight", fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,8 +1,9 @@
 """What a notebook run leaves behind: results files, stage timings, peak memory, seeds.
 
-A notebook opens a :class:`Run`, wraps each stage in ``with run.stage("train"):``,
-saves its tables and predictions with :meth:`Run.save`, and calls :meth:`Run.finish`,
-which writes ``run.json`` (parameters, stage wall times, peak memory, versions). Every
+A notebook opens a :class:`Run` with its chapter's config, wraps each stage in
+``with run.stage("train"):``, saves its tables and predictions with :meth:`Run.save`, and
+calls :meth:`Run.finish`, which writes ``run.json`` (the config's parameters, stage wall
+times, peak memory, versions). Every
 file goes to ``results/<notebook>/`` atomically, so any table in the book can be
 recomputed from these files without re-training.
 """
@@ -25,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from . import io, paths
-
-PROFILES = ("smoke", "book", "full")
+from .config import ChapterConfig
 
 
 def as_list(value: Any) -> list:
@@ -109,13 +109,12 @@ def _versions() -> dict[str, str]:
 class Run:
     """Results folder, stage timer and run record of one notebook execution."""
 
-    def __init__(self, notebook: str, profile: str, params: dict[str, Any] | None = None):
-        if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-        self.notebook = notebook
-        self.profile = profile
-        self.params = dict(params or {})
-        self.dir: Path = paths.results_dir(notebook)
+    def __init__(self, config: ChapterConfig):
+        self.config = config
+        self.notebook = config.notebook
+        self.profile = config.profile
+        self.params = config.to_dict()
+        self.dir: Path = paths.results_dir(self.notebook)
         self.stages: list[dict[str, Any]] = []
         self.files: list[str] = []
         self._t0 = time.perf_counter()

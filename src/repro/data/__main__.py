@@ -10,8 +10,8 @@ import argparse
 import sys
 import time
 
-from . import SOURCES, DataError, source_module, sources_table
 from .. import paths
+from . import SOURCES, DataError, source_module, sources_table
 
 
 def main(argv: list[str] | None = None) -> int:

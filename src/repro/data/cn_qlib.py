@@ -21,7 +21,6 @@ data chapter.
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import tempfile
 import warnings

@@ -60,11 +60,6 @@ def volatility(close: Frame, n: int = 20) -> Frame:
     return returns(close).rolling(n, min_periods=n).std()
 
 
-def momentum(close: Frame, n: int = 1) -> Frame:
-    """Return over the last ``n`` days (``n=1``: yesterday-to-today, the naive momentum score)."""
-    return returns(close, n)
-
-
 def indicator_frame(ohlcv: pd.DataFrame) -> pd.DataFrame:
     """OHLCV of one stock plus SMA10, SMA50, EMA10, Bollinger(20, 2), MACD(12, 26) and RSI(14).
 

@@ -12,7 +12,8 @@ windows ``x`` (N stocks, T days, F features), the universe index's window ``inde
    information from the commonality concatenated into the SSM's B and C.
 4. GIGSTM (eqs. 16-20): a dense global graph from the time-aggregated specificity, and
    global macro information in B and C.
-5. Mean/deviation head (eq. 21); training uses the per-day Pearson loss (eq. 22).
+5. Mean/deviation head (eq. 21); training uses the per-day Pearson loss (eq. 22), which lives in
+   :mod:`repro.protocols.cross_section`.
 
 ``ablation`` switches parts off as in the paper's Table 3: ``"tigstm"``, ``"gigstm"``,
 ``"decomposition"`` (relations and macro information from the raw series) and ``"index"``
@@ -173,12 +174,4 @@ class HIGSTM(nn.Module):
         return torch.einsum("n,ntf->tf", w, values)
 
 
-def pearson_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 22: minus the Pearson correlation across the day's stocks (masked)."""
-    if mask is not None:
-        pred, target = pred[mask], target[mask]
-    p, t = pred - pred.mean(), target - target.mean()
-    return -(p * t).sum() / (p.norm() * t.norm() + 1e-8)
-
-
-__all__ = ["ABLATIONS", "HIGSTM", "IndexGuidedDecomposition", "pearson_loss"]
+__all__ = ["ABLATIONS", "HIGSTM", "IndexGuidedDecomposition", "masked_softmax_rows"]

@@ -42,9 +42,8 @@ SEQUENTIAL_MAX_LENGTH = 512  # on a CPU, above this the parallel scan is used
 def _cuda_scan():
     """mamba-ssm's fused kernel, or None when it (or its compiled extension) is missing."""
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-
         import selective_scan_cuda  # noqa: F401  (mamba-ssm >= 2.3 ships without it unless built with CUDA)
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except (ImportError, OSError):
         return None
     return selective_scan_fn
@@ -53,6 +52,11 @@ def _cuda_scan():
 def cuda_available() -> bool:
     """True when the fused CUDA selective scan can run here."""
     return torch.cuda.is_available() and _cuda_scan() is not None
+
+
+def backend_name(device: str) -> str:
+    """Which selective scan the Mamba blocks use on ``device`` (for the chapter's set-up line)."""
+    return "mamba-ssm CUDA kernel" if device == "cuda" and cuda_available() else "PyTorch selective scan"
 
 
 def _prepare(delta, delta_bias, delta_softplus):

@@ -319,6 +319,21 @@ def make_scorer(backend: str, labelled: pd.DataFrame | None = None, model: str |
     raise ValueError(f"unknown sentiment backend {backend!r}; choose 'auto', 'minilm', 'vader' or 'hf'")
 
 
+def choose_scorer(backend: str, labelled: pd.DataFrame, model: str | None = None,
+                  seed: int = 0) -> tuple[Scorer, pd.DataFrame]:
+    """The scorer a chapter asked for and its evaluation on held-out labelled texts.
+
+    ``backend="auto"`` picks the best of MiniLM and VADER (and ``model`` when given) with
+    :func:`select_scorer`; any other backend is built by :func:`make_scorer` and evaluated
+    on the same held-out part.
+    """
+    if backend == "auto":
+        return select_scorer(labelled, hf_model=model, seed=seed)
+    scorer = make_scorer(backend, labelled, model, seed=seed)
+    _, held_out = held_out_split(labelled, seed=seed)
+    return scorer, pd.DataFrame([evaluate(scorer, held_out["text"], held_out["score"])])
+
+
 def describe(table: pd.DataFrame) -> str:
     """One line for the chapter: which backend won and by how much."""
     best = table.iloc[0]
@@ -328,5 +343,6 @@ def describe(table: pd.DataFrame) -> str:
 
 __all__ = [
     "EmbeddingHeadScorer", "HFClassifierScorer", "PAPER_MODEL", "Scorer", "SentenceEncoder", "SentimentModelError",
-    "VaderScorer", "describe", "evaluate", "held_out_split", "make_scorer", "minilm_path", "select_scorer",
+    "VaderScorer", "choose_scorer",
+    "describe", "evaluate", "held_out_split", "make_scorer", "minilm_path", "select_scorer",
 ]

@@ -1,1 +1,0 @@
-"""One module per paper: the protocol that a chapter runs, kept out of the notebook so it is tested."""

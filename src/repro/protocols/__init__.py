@@ -1,0 +1,13 @@
+"""The two procedures the chapters share, paper-agnostic and tested.
+
+* :mod:`~repro.protocols.cross_section` -- rank a universe's stocks every day: CSI panel ->
+  purged chronological splits -> day-batch training with early stopping on every
+  validation day -> daily scores -> IC, Rank IC and the top-k backtest (papers 003, 004).
+* :mod:`~repro.protocols.price_forecast` -- forecast one stock's next price: windows ->
+  chronological split with train-only scalers -> tuner and seed loop -> predictions ->
+  per-ticker point metrics and skill over persistence (papers 000, 001, 002).
+
+Each takes a model factory and a chapter config (a subclass of the protocol's
+``Config``) and saves per-day or per-sample predictions through :class:`repro.runs.Run`,
+so every table can be recomputed from the results folder.
+"""
