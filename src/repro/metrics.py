@@ -1,9 +1,10 @@
 """Forecast metrics.
 
-Point-forecast errors (MAE, MSE, RMSE, MAPE, R2) follow scikit-learn's definitions
-exactly. Ranking metrics follow HIST and qlib: the Pearson (IC) or Spearman (Rank IC)
-correlation between scores and labels is computed *across stocks on each day* and
-then averaged over days; ICIR is the mean daily IC divided by its standard deviation.
+Point-forecast errors (MAE, MSE, RMSE, MAPE, R2) are scikit-learn's, behind a check that
+the inputs are finite and of equal length. Ranking metrics follow HIST and qlib: the
+Pearson (IC) or Spearman (Rank IC) correlation between scores and labels is computed
+*across stocks on each day* (pandas' row-wise ``corrwith``) and then averaged over days;
+ICIR is the mean daily IC divided by its standard deviation.
 """
 
 from __future__ import annotations
@@ -26,37 +27,36 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mae(y_true, y_pred) -> float:
-    t, p = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(t - p)))
+    from sklearn.metrics import mean_absolute_error
+
+    return float(mean_absolute_error(*_pair(y_true, y_pred)))
 
 
 def mse(y_true, y_pred) -> float:
-    t, p = _pair(y_true, y_pred)
-    return float(np.mean((t - p) ** 2))
+    from sklearn.metrics import mean_squared_error
+
+    return float(mean_squared_error(*_pair(y_true, y_pred)))
 
 
 def rmse(y_true, y_pred) -> float:
-    return float(np.sqrt(mse(y_true, y_pred)))
+    from sklearn.metrics import root_mean_squared_error
+
+    return float(root_mean_squared_error(*_pair(y_true, y_pred)))
 
 
 def mape(y_true, y_pred) -> float:
-    """Mean absolute percentage error as a fraction (0.05 = 5%), as scikit-learn returns it.
+    """Mean absolute percentage error as a fraction (0.05 = 5%); a zero target is guarded by
+    machine epsilon rather than dropped (scikit-learn's convention)."""
+    from sklearn.metrics import mean_absolute_percentage_error
 
-    Like scikit-learn, a zero target is guarded by machine epsilon rather than dropped.
-    """
-    t, p = _pair(y_true, y_pred)
-    eps = np.finfo(np.float64).eps
-    return float(np.mean(np.abs(t - p) / np.maximum(np.abs(t), eps)))
+    return float(mean_absolute_percentage_error(*_pair(y_true, y_pred)))
 
 
 def r2(y_true, y_pred) -> float:
-    """Coefficient of determination 1 - SS_res / SS_tot (1.0 for a perfect fit of a constant)."""
-    t, p = _pair(y_true, y_pred)
-    ss_res = np.sum((t - p) ** 2)
-    ss_tot = np.sum((t - t.mean()) ** 2)
-    if ss_tot == 0:
-        return 1.0 if ss_res == 0 else 0.0  # scikit-learn's convention for a constant target
-    return float(1 - ss_res / ss_tot)
+    """Coefficient of determination 1 - SS_res / SS_tot (for a constant target: 1.0 if predicted exactly, else 0.0)."""
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(*_pair(y_true, y_pred)))
 
 
 def regression_report(y_true, y_pred) -> dict[str, float]:
@@ -94,20 +94,17 @@ def _rank_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _row_corr(a: np.ndarray, b: np.ndarray, min_count: int = 2) -> np.ndarray:
-    """Pearson correlation per row over entries where both are finite; NaN for degenerate rows."""
+    """Pearson correlation per row over entries where both are finite; NaN for degenerate rows.
+
+    pandas' ``corrwith`` does the work. A row whose valid values are all equal has no
+    correlation (scipy: NaN), but the mean subtraction may leave rounding residue there,
+    so such rows are set to NaN by an exact test.
+    """
     ok = np.isfinite(a) & np.isfinite(b)
-    n = ok.sum(axis=1)
-    a0, b0 = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma, mb = a0.sum(1) / n, b0.sum(1) / n
-        da, db = np.where(ok, a - ma[:, None], 0.0), np.where(ok, b - mb[:, None], 0.0)
-        cov = (da * db).sum(1)
-        corr = cov / np.sqrt((da**2).sum(1) * (db**2).sum(1))
-    # a row whose valid values are all equal has no correlation (scipy: NaN); the mean
-    # subtraction above may leave rounding residue there, so test equality directly
-    const = (np.where(ok, a, -np.inf).max(1) == np.where(ok, a, np.inf).min(1)) | (
-        np.where(ok, b, -np.inf).max(1) == np.where(ok, b, np.inf).min(1))
-    corr[(n < min_count) | const] = np.nan
+    left, right = pd.DataFrame(np.where(ok, a, np.nan)), pd.DataFrame(np.where(ok, b, np.nan))
+    corr = left.corrwith(right, axis=1).to_numpy(float, copy=True)
+    const = (left.max(axis=1) == left.min(axis=1)) | (right.max(axis=1) == right.min(axis=1))
+    corr[(ok.sum(axis=1) < min_count) | const.to_numpy()] = np.nan
     return corr
 
 

@@ -94,7 +94,7 @@ def diebold_mariano(loss_a: Sequence[float], loss_b: Sequence[float], horizon: i
     if n < 3:
         return float("nan"), float("nan")
     dc = d - d.mean()
-    var = np.mean(dc * dc) + 2 * sum(np.mean(dc[k:] * dc[:-k]) for k in range(1, horizon))
+    var = (np.sum(dc * dc) + 2 * sum(np.sum(dc[k:] * dc[:-k]) for k in range(1, horizon))) / n  # autocovariances
     if var <= 0:
         return float("nan"), float("nan")
     dm = d.mean() / np.sqrt(var / n)

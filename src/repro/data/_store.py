@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
+from ..io import atomic_path
 
 GITHUB_RAW = "https://raw.githubusercontent.com"
 GITHUB_CODELOAD = "https://codeload.github.com"
@@ -149,11 +150,9 @@ def download(url: str, dest: Path, expected: str | None, what: str, retries: int
     for attempt in range(retries):
         try:
             req = urllib.request.Request(url, headers={"User-Agent": "repro-data/0.1"})
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
             h = hashlib.sha256()
-            try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=120) as resp:
+            with atomic_path(dest, suffix=".part") as tmp:  # a failed or corrupt download leaves nothing behind
+                with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=120) as resp:
                     for block in iter(lambda: resp.read(1 << 20), b""):
                         h.update(block)
                         out.write(block)
@@ -163,11 +162,6 @@ def download(url: str, dest: Path, expected: str | None, what: str, retries: int
                         f"the manifest pins {expected}. The upstream file changed or the download was "
                         "corrupted; retry, or use the offline mirror (REPRO_DATA_MIRROR)."
                     )
-                os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache may be shared
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
             return dest
         except ChecksumError:
             raise
@@ -424,8 +418,6 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
 def cached_parquet(source: Source, key: str, build: Callable[[], "object"]):
     """Build a DataFrame once and keep it as Parquet in the cache (keyed by content digests)."""
     import pandas as pd
-
-    from ..io import atomic_path
 
     target = source.cache / "parsed" / f"{key}.parquet"
     if target.is_file():

@@ -1,4 +1,4 @@
-"""ARIMA(p, d, q) baselines with an order grid (paper 002, section 4.A, eq. 1).
+"""ARIMA(p, d, q) baselines with an order grid (paper 002, section 4.A, [002 eq. 1]).
 
 Two forecast modes, both with parameters estimated on the training series only:
 

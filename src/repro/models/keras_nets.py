@@ -3,16 +3,19 @@
 Each builder takes a ``keras_tuner.HyperParameters`` and the input shape (window, features)
 and returns a compiled model with MSE loss. The search spaces are the paper's:
 
-* BiLSTM (4.B, eq. 2): two bidirectional LSTM layers, units 32/64/96/128 each, dropout
+* BiLSTM (4.B, [002 eq. 2]): two bidirectional LSTM layers, units 32/64/96/128 each, dropout
   0.1..0.5 after each, optimizer adam/rmsprop;
-* CNN (4.C, eqs. 3-4): Conv1D with filters 32..128, kernel 2/3/5, relu/tanh; max pooling;
-  dropout; dense units 32..128;
-* Transformer (4.D, eqs. 5-8): dense embedding 32..128, multi-head attention 2..8 heads,
-  residual + LayerNorm, position-wise FFN 32..128, flatten, dense 32..128;
-* BERT-inspired (4.F, eqs. 13-16): dense projection 32..128, attention with 2..8 heads of
-  key dimension 32..128, residual + LayerNorm, FFN 32..128, global average pooling;
-* Hybrid (4.E, eqs. 9-12): Conv1D -> BiLSTM -> multi-head attention -> dense features;
-  a scikit-learn GradientBoostingRegressor on the penultimate dense layer predicts.
+* CNN (4.C, [002 eq. 3] [002 eq. 4]): Conv1D with filters 32..128, kernel 2/3/5, relu/tanh; max
+  pooling; dropout; dense units 32..128;
+* Transformer (4.D, [002 eq. 5] [002 eq. 6] [002 eq. 7] [002 eq. 8]): dense embedding 32..128,
+  multi-head attention 2..8 heads, residual + LayerNorm, position-wise FFN 32..128, flatten,
+  dense 32..128;
+* BERT-inspired (4.F, [002 eq. 13] [002 eq. 14] [002 eq. 15] [002 eq. 16]): dense projection
+  32..128, attention with 2..8 heads of key dimension 32..128, residual + LayerNorm, FFN 32..128,
+  global average pooling;
+* Hybrid (4.E, [002 eq. 9] [002 eq. 10] [002 eq. 11] [002 eq. 12]): Conv1D -> BiLSTM -> multi-head
+  attention -> dense features; a scikit-learn GradientBoostingRegressor on the penultimate dense
+  layer predicts.
 
 Integer ranges step by 32 and head counts by 2, dropout by 0.1: the grid that the paper's
 reported best values (e.g. 96 filters, 6 heads, dropout 0.2) lie on.
@@ -90,7 +93,7 @@ def _compile(model, hp):
 
 
 def build_bilstm(hp, input_shape: tuple[int, int]):
-    """Section 4.B: BiLSTM(units_1, sequences) -> dropout -> BiLSTM(units_2) -> dropout -> dense (eq. 2)."""
+    """Section 4.B: BiLSTM(units_1, sequences) -> dropout -> BiLSTM(units_2) -> dropout -> dense ([002 eq. 2])."""
     keras = _keras()
     L = keras.layers
     model = keras.Sequential([
@@ -105,7 +108,7 @@ def build_bilstm(hp, input_shape: tuple[int, int]):
 
 
 def build_cnn(hp, input_shape: tuple[int, int]):
-    """Section 4.C: Conv1D (eq. 3) -> max pooling (eq. 4) -> flatten -> dropout -> dense -> output."""
+    """Section 4.C: Conv1D ([002 eq. 3]) -> max pooling ([002 eq. 4]) -> flatten -> dropout -> dense -> output."""
     keras = _keras()
     L = keras.layers
     model = keras.Sequential([
@@ -123,8 +126,8 @@ def build_cnn(hp, input_shape: tuple[int, int]):
 
 
 def build_transformer(hp, input_shape: tuple[int, int]):
-    """Section 4.D: dense embedding, multi-head self-attention (eqs. 5-7) with residual and
-    LayerNorm, position-wise FFN (eq. 8), dropout after both; flatten -> dense -> output."""
+    """Section 4.D: dense embedding, multi-head self-attention ([002 eq. 5] [002 eq. 6] [002 eq. 7]) with
+    residual and LayerNorm, position-wise FFN ([002 eq. 8]), dropout after both; flatten -> dense -> output."""
     keras = _keras()
     L = keras.layers
     d = _dim(hp, "embed_dim")
@@ -141,8 +144,8 @@ def build_transformer(hp, input_shape: tuple[int, int]):
 
 
 def build_bert(hp, input_shape: tuple[int, int]):
-    """Section 4.F: dense projection, attention (eqs. 13-14), residual + LayerNorm (eq. 15),
-    FFN with residual + LayerNorm (eq. 16), global average pooling, dense output."""
+    """Section 4.F: dense projection, attention ([002 eq. 13] [002 eq. 14]), residual + LayerNorm ([002 eq. 15]),
+    FFN with residual + LayerNorm ([002 eq. 16]), global average pooling, dense output."""
     keras = _keras()
     L = keras.layers
     d = _dim(hp, "embed_dim")
@@ -158,8 +161,8 @@ def build_bert(hp, input_shape: tuple[int, int]):
 
 
 def build_hybrid(hp, input_shape: tuple[int, int], without: Sequence[str] = ()):
-    """Section 4.E: Conv1D (eq. 9) -> BiLSTM (eq. 10) -> multi-head attention (eq. 11) -> flatten ->
-    dropout -> dense "features" -> output. ``without`` removes parts for the ablation; every
+    """Section 4.E: Conv1D ([002 eq. 9]) -> BiLSTM ([002 eq. 10]) -> multi-head attention ([002 eq. 11]) ->
+    flatten -> dropout -> dense "features" -> output. ``without`` removes parts for the ablation; every
     hyper-parameter is still declared so one set of values fits every variant."""
     keras = _keras()
     L = keras.layers
@@ -262,7 +265,7 @@ def fit_predict(name: str, values: dict, X_fit: np.ndarray, y_fit: np.ndarray, X
                 patience: int = 5, without: Sequence[str] = ()) -> FitResult:
     """Train one model with fixed hyper-parameters (early stopping on validation) and predict ``X_all``.
 
-    For the hybrid, a GradientBoostingRegressor (eq. 12) is then fitted on the penultimate
+    For the hybrid, a GradientBoostingRegressor ([002 eq. 12]) is then fitted on the penultimate
     dense layer's output for the training samples, unless ``"gbr"`` is in ``without``.
     """
     keras = _keras()

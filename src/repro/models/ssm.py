@@ -1,13 +1,13 @@
 """The selective state-space scan (Mamba's S6) and a Mamba block, on CPU or GPU.
 
-The scan (HIGSTM section 2.4, eqs. 2-3; Gu & Dao 2023, algorithm 2), per channel d and
+The scan (HIGSTM section 2.4, [003 eq. 2] [003 eq. 3]; Gu & Dao 2023, algorithm 2), per channel d and
 state n, with zero-order hold for A and the usual first-order simplification for B:
 
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * x_t
     y_t = C_t . h_t + D * x_t            (then, optionally, y_t * silu(z_t))
 
 B_t and C_t are input-dependent and may have any state width N -- HIGSTM concatenates
-macro information to them (its eqs. 14 and 19), so N = d_state + d_te there.
+macro information to them ([003 eq. 14] and [003 eq. 19]), so N = d_state + d_te there.
 
 Three implementations of one function, :func:`selective_scan`:
 
@@ -74,7 +74,7 @@ def _finish(y, x, D, z):
 
 
 def selective_scan_sequential(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """Reference implementation: one step of eq. 3 per time step (slow, obviously correct)."""
+    """Reference implementation: one step of [003 eq. 3] per time step (slow, obviously correct)."""
     delta = _prepare(delta, delta_bias, delta_softplus)
     batch, length, channels = x.shape
     h = x.new_zeros(batch, channels, A.shape[1])
@@ -133,7 +133,8 @@ def selective_scan(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 class MambaBlock(nn.Module):
     """A Mamba block (Gu & Dao 2023): in-projection, causal depthwise conv, SiLU, selective scan,
-    SiLU gate, out-projection; HIGSTM eqs. 8-10 (and 14-15, 19-20 with ``d_extra``).
+    SiLU gate, out-projection; HIGSTM [003 eq. 8] [003 eq. 9] [003 eq. 10] (and, with ``d_extra``,
+    [003 eq. 14] [003 eq. 15] [003 eq. 19] [003 eq. 20]).
 
     ``d_extra`` widens the SSM state: the caller passes ``extra`` (batch, length, d_extra),
     which is concatenated to the input-dependent B and C (HIGSTM's macro information), and
@@ -174,7 +175,7 @@ class MambaBlock(nn.Module):
         if self.d_extra:
             if extra is None or extra.shape[-1] != self.d_extra:
                 raise ValueError(f"this block expects extra information of width {self.d_extra}")
-            B = torch.cat([B, extra], dim=-1)  # <W_B X, M> (HIGSTM eq. 14 / 19)
+            B = torch.cat([B, extra], dim=-1)  # <W_B X, M> (HIGSTM [003 eq. 14] / [003 eq. 19])
             C = torch.cat([C, extra], dim=-1)
         delta = self.dt_proj.weight @ dt.transpose(1, 2)  # (batch, d_inner, length), bias added in the scan
         A = -torch.exp(self.A_log.float())

@@ -207,7 +207,7 @@ def datasets(cfg: Config, table: pd.DataFrame, period: dict[str, tuple]) -> dict
 # --------------------------------------------------------------------------- baselines and networks
 def baselines(cfg: Config, table: pd.DataFrame, data: dict[str, pf.Dataset], collector: pf.Collector
               ) -> pd.DataFrame:
-    """Persistence on every experiment and ARIMA on the first ([002] eq. 1); returns ARIMA's orders."""
+    """Persistence on every experiment and ARIMA on the first [002 eq. 1]; returns ARIMA's orders."""
     for ds in data.values():
         collector.add(*pf.baseline_scores(ds, pf.persistence_predictions(ds)))
     base = data[cfg.experiments[0]]
@@ -233,7 +233,7 @@ def keras_fit(model: str, values: dict, cfg: Config, without: tuple[str, ...] = 
     """One Keras network with fixed hyper-parameters, as a :class:`pf.Fit`.
 
     The hybrid yields two outputs from one training run: the GBR's prediction (the model,
-    [002] eq. 12) and the network's own output ("w/o GBR").
+    [002 eq. 12]) and the network's own output ("w/o GBR").
     """
     label = label or model
 

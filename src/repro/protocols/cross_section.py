@@ -507,7 +507,9 @@ class Results:
         run.save("daily_ic.csv", self.daily_ic())
         run.save("returns.parquet", pd.concat({u: returns_frame(e.panel).stack().rename("return").to_frame()
                                                for u, e in experiments.items()}, names=["universe"]))
-        run.save("benchmark.csv", pd.concat({u: benchmark_returns(e.panel) for u, e in experiments.items()}, axis=1))
+        # float64 in the CSV: the float32 returns are exactly representable, so the file round-trips
+        run.save("benchmark.csv", pd.concat({u: benchmark_returns(e.panel).astype(float)
+                                             for u, e in experiments.items()}, axis=1))
         run.save("training_history.csv", self.histories())
         run.save("cost.csv", self.cost())
 
