@@ -99,7 +99,9 @@ def test_one_seed_ranks_with_a_warning_and_a_deterministic_baseline_has_no_seed_
     verdict = report.ranking_verdict(frame, "ref")
     assert verdict.loc["single", "verdict"] == "better (one seed: training noise unknown)"
     assert verdict.loc["momentum", "verdict"] == "worse" and verdict.loc["momentum", "seeds"] == 0
-    assert report.ranking_sentences(verdict)[-1] == "- Ranked with one seed, so its training noise is unknown: single."
+    assert report.ranking_sentences(verdict)[-1] == (
+        "- Trained with one seed, so training noise is unknown and a ranking that involves them rests on the days "
+        "alone: single.")
     with pytest.raises(KeyError, match="reference model 'HIGSTM' is not in the results"):
         report.ranking_verdict(frame, "HIGSTM")
 

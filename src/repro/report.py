@@ -218,9 +218,10 @@ def ranking_sentences(verdict: pd.DataFrame) -> list[str]:
     for key, head in heads.items():
         if key in groups:
             lines.append(f"- {head}: " + "; ".join(groups[key]) + ".")
-    unknown = [n for n, row in verdict.iterrows() if "one seed" in str(row["verdict"])]
+    unknown = [str(n) for n, row in verdict.iterrows() if row["seeds"] == 1]
     if unknown:
-        lines.append(f"- Ranked with one seed, so its training noise is unknown: {', '.join(unknown)}.")
+        lines.append("- Trained with one seed, so training noise is unknown and a ranking that involves them "
+                     f"rests on the days alone: {', '.join(unknown)}.")
     return lines
 
 
@@ -319,8 +320,8 @@ def point_sentences(summary: pd.DataFrame, reference: str | None = None) -> list
     lines = []
     for key, row in summary.iterrows():
         name = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
-        lines.append(f"- **{name}**: MSE skill over {ref} {row['mean skill']:+.3f} (mean over {int(row['tickers'])} "
-                     f"tickers); better on {int(row['better'])}, worse on {int(row['worse'])}, indistinguishable on "
+        tickers = f"{int(row['tickers'])} ticker" + ("s" if row["tickers"] != 1 else "")
+        lines.append(f"- **{name}**: MSE skill over {ref} {row['mean skill']:+.3f} (mean over {tickers}); better on {int(row['better'])}, worse on {int(row['worse'])}, indistinguishable on "
                      f"{int(row['indistinguishable'])} (Diebold-Mariano, p < {summary.attrs.get('alpha', ALPHA)}).")
     return lines
 
