@@ -23,6 +23,8 @@ import pandas as pd
 
 from ..config import override, param
 from ..features import cs_zscore_array
+from ..models import panel_baselines as pb
+from ..models.higstm import HIGSTM
 from ..protocols import cross_section as cs
 from . import tables as _tables
 
@@ -111,35 +113,30 @@ def feature_table() -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- models
-def _higstm(ablation: tuple[str, ...] = ()):
-    def build(panel: cs.Panel, cfg: Config):
-        from ..models.higstm import HIGSTM
-
+def _higstm(ablation: tuple[str, ...] = ()) -> cs.Factory:
+    """HIGSTM with the chapter's dimensions, switched parts off as in a row of [003] Table 3."""
+    def build(panel: cs.Panel, cfg: Config) -> HIGSTM:
         return HIGSTM(len(panel.features), panel.n_stocks, cfg.window, cfg.d_model, cfg.d_state, cfg.d_conv,
                       cfg.expand, cfg.d_te, cfg.d_ge, cfg.d_attn, cfg.top_share, ablation=ablation)
     return build
 
 
-def _baseline(name: str):
-    def build(panel: cs.Panel, cfg: Config):
-        from ..models import panel_baselines as pb
-
-        n_feat = len(panel.features)
-        if name in ("LSTM", "GRU"):
-            return pb.RNN(n_feat, cfg.d_model, cell=name.lower())
-        if name == "Mamba":
-            return pb.MambaTS(n_feat, cfg.d_model, cfg.d_state, cfg.d_conv, cfg.expand)
-        if name == "iTransformer":
-            return pb.ITransformer(n_feat, cfg.window, cfg.d_model)
-        if name == "Industry-GAT":
-            return pb.IndustryGAT(n_feat, pb.industry_adjacency(panel.industry.reindex(panel.codes)), cfg.d_model)
-        return pb.MASTER(n_feat, cfg.window, cfg.d_model)
-    return build
+def _industry_gat(panel: cs.Panel, cfg: Config) -> pb.IndustryGAT:
+    adjacency = pb.industry_adjacency(panel.industry.reindex(panel.codes))
+    return pb.IndustryGAT(len(panel.features), adjacency, cfg.d_model)
 
 
-#: Every model of the chapter by name: HIGSTM, its ablations (Table 3) and the baselines.
-MODELS: dict[str, cs.Factory] = {"HIGSTM": _higstm(), **{k: _higstm(v) for k, v in ABLATIONS.items()},
-                                 **{b: _baseline(b) for b in BASELINES}}
+#: Every model of the chapter by name: HIGSTM, its ablations (Table 3) and the baselines on identical inputs.
+MODELS: dict[str, cs.Factory] = {
+    "HIGSTM": _higstm(),
+    **{name: _higstm(parts) for name, parts in ABLATIONS.items()},
+    "LSTM": lambda panel, cfg: pb.RNN(len(panel.features), cfg.d_model, cell="lstm"),
+    "GRU": lambda panel, cfg: pb.RNN(len(panel.features), cfg.d_model, cell="gru"),
+    "Mamba": lambda panel, cfg: pb.MambaTS(len(panel.features), cfg.d_model, cfg.d_state, cfg.d_conv, cfg.expand),
+    "iTransformer": lambda panel, cfg: pb.ITransformer(len(panel.features), cfg.window, cfg.d_model),
+    "Industry-GAT": _industry_gat,
+    "MASTER": lambda panel, cfg: pb.MASTER(len(panel.features), cfg.window, cfg.d_model),
+}
 
 
 # --------------------------------------------------------------------------- the paper's tables beside ours
