@@ -1,0 +1,90 @@
+"""The chapters' verdicts and paper comparisons, computed by the package from hand-made results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro.papers import p002_keras, p003_higstm
+from repro.protocols import cross_section as cs
+from repro.protocols import price_forecast as pf
+
+DAYS = pd.bdate_range("2023-01-03", periods=200, name="datetime")
+
+
+def daily_ic(universe: str, model: str, seeds: list[int], mean: float, base: np.ndarray) -> pd.DataFrame:
+    rng = np.random.default_rng(len(model))
+    return pd.concat([pd.DataFrame({"universe": universe, "model": model, "seed": s, "datetime": DAYS,
+                                    "IC": base + mean + rng.normal(0, 0.002, len(DAYS)),
+                                    "RankIC": base + mean}) for s in seeds], ignore_index=True)
+
+
+def test_p003_verdict_tells_a_clear_gap_from_a_tie_and_quotes_the_paper():
+    base = np.random.default_rng(0).normal(0, 0.12, len(DAYS))
+    frame = pd.concat([daily_ic("csi500", "HIGSTM", [0, 1], 0.03, base),
+                       daily_ic("csi500", "GRU", [0, 1], 0.03, base),  # the same days, the same mean: a tie
+                       daily_ic("csi500", "LSTM", [0, 1], -0.02, base),  # 0.05 below on every day
+                       daily_ic("csi500", cs.MOMENTUM, [-1], 0.0, -base)])
+    table, lines = p003_higstm.verdict(frame, p003_higstm.Config())
+    assert table.loc[("csi500", "GRU"), "verdict"] == "indistinguishable"
+    assert table.loc[("csi500", "LSTM"), "verdict"] == "worse"
+    assert table.loc[("csi500", cs.MOMENTUM), "verdict"] == "worse"
+    assert lines[0] == "**CSI500**. The paper reports IC 0.0791 for HIGSTM."
+    ic = frame.groupby("model")["IC"].mean()
+    worse = next(line for line in lines if line.startswith("- Worse than HIGSTM on IC: LSTM"))
+    assert f"LSTM (IC {ic['LSTM']:+.4f}, difference {ic['LSTM'] - ic['HIGSTM']:+.4f}, p = 0.00)" in worse
+    assert round(ic["LSTM"] - ic["HIGSTM"], 2) == -0.05
+    _, rank_lines = p003_higstm.verdict(frame.assign(universe="csi300"), p003_higstm.Config(), "RankIC")
+    assert rank_lines[0] == "**CSI300**."  # the paper has no CSI300 column and no Rank IC
+
+
+def predictions(experiment: str, model: str, seeds: list[int], y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"experiment": experiment, "model": model, "seed": s, "ticker": "AAPL",
+                                    "date": DAYS[:-1], "target_date": DAYS[1:], "y_true": y[1:],
+                                    "y_pred": pred[1:]}) for s in seeds], ignore_index=True)
+
+
+def test_p002_verdict_reports_every_network_against_persistence_and_the_sentiment_effect():
+    rng = np.random.default_rng(1)
+    y = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(DAYS))))
+    persistence = np.r_[y[0], y[:-1]]
+    cfg = p002_keras.Config(models=["bilstm", "cnn"])
+    frames = []
+    for exp in ("numeric", "sentiment"):
+        frames.append(predictions(exp, pf.PERSISTENCE, [-1], y, persistence))
+        frames.append(predictions(exp, "bilstm", [0, 1, 2], y, persistence + 5.0))  # far off: worse
+        frames.append(predictions(exp, "cnn", [0, 1, 2], y, persistence))  # persistence itself: a tie
+    table, lines = p002_keras.verdict(pd.concat(frames), cfg)
+    assert table.loc[("numeric", "bilstm", "AAPL"), "verdict"] == "worse"
+    assert table.loc[("numeric", "cnn", "AAPL"), "verdict"] == "indistinguishable"
+    assert "- Networks that beat persistence on at least one ticker: none." in lines
+    assert lines[-1] == ("- With the sentiment column against without (same network, seeds and days), the squared "
+                         "error differs on 0 of 2 (network, ticker) pairs.")
+
+
+def scores_frame() -> pd.DataFrame:
+    """Per-ticker score rows as pf.fit_seeds writes them, for two tickers and the pooled and mean rows."""
+    rows = []
+    for exp in ("numeric", "sentiment"):
+        for model, mae, seeds in ((pf.PERSISTENCE, 3.0, [-1]), ("bilstm", 30.0, [0, 1]), ("cnn", 12.0, [0, 1]),
+                                  ("ARIMA multi_step/test", 50.0, [-1])):
+            for seed in seeds:
+                for ticker, scale in (("AAPL", 1.0), ("MSFT", 0.5), ("mean", 0.75), ("pooled", 0.9)):
+                    rows.append({"experiment": exp, "model": model, "seed": seed, "ticker": ticker,
+                                 "MAE": mae * scale + max(seed, 0), "R2": 0.9 - mae / 100})
+    return pd.DataFrame(rows)
+
+
+def test_p002_paper_comparison_and_model_lines_come_from_the_scores():
+    scores = scores_frame()
+    table = p002_keras.paper_comparison(scores, ["numeric", "sentiment"])
+    assert table.loc["BiLSTM", "our experiment"] == "sentiment"
+    assert table.loc["BiLSTM", "our pooled MAE"] == pytest.approx(np.mean([27.0, 28.0]))  # 30 x 0.9 + seed
+    assert table.loc["ARIMA", "paper MAE"] == 4.9881 and table.loc["ARIMA", "our experiment"] == "numeric"
+    assert table.loc["persistence (not in the paper)", "our pooled MAE"] == pytest.approx(2.7)
+    assert np.isnan(table.loc["Transformer", "our pooled MAE"])  # not run
+    lines = p002_keras.model_lines(scores, ["numeric", "sentiment"])
+    assert lines[1] == ("- **BiLSTM** -- paper: MAE 1.413, R2 0.9973 (with sentiment). Ours (sentiment, 2 seed(s)): "
+                        "MAE 23.00, R² 0.600; persistence: MAE 2.25, R² 0.870.")  # 30 x 0.75 + seeds 0, 1
+    assert lines[3] == "- **Transformer**: not run in this profile."
