@@ -68,7 +68,8 @@ def test_book_has_the_paper_002_chapter(built_book):
 @pytest.mark.slow
 def test_book_has_the_paper_003_chapter(built_book):
     html = (built_book / "notebooks" / "04_higstm.html").read_text()
-    for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper", "Backtest curves and daily returns",
+    for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper",
+                    "Backtest curves and daily returns",
                     "What the graphs learned", "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
         assert heading in html, heading
     captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)

@@ -48,7 +48,8 @@ def test_values_from_papermill_are_coerced_to_the_declared_types():
     (dict(ablation="maybe"), "parameter ablation='maybe': expected bool"),
     (dict(window=0), "parameter window=0: must be at least 1"),
     (dict(seeds=[0, "x"]), r"parameter seeds\[1\]='x': expected int"),
-    (dict(backend="vadr"), "parameter backend: unknown value 'vadr'; valid values \\(closest first\\): vader, hf, minilm"),
+    (dict(backend="vadr"),
+     "parameter backend: unknown value 'vadr'; valid values \\(closest first\\): vader, hf, minilm"),
     (dict(models=["gru", "lstn"]), "parameter models: unknown value 'lstn'; valid values \\(closest first\\): lstm,"),
     (dict(profile="fast"), "parameter profile: unknown value 'fast'"),
 ])

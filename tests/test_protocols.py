@@ -60,7 +60,8 @@ def test_a_gru_learns_a_planted_cross_sectional_signal_and_beats_momentum():
     split = cs.make_split(panel, cfg.window, cfg.split_counts)
     experiment = cs.Experiment(panel, split, cs.split_days(panel, split, cfg.window))
     cs.fit_scaler(panel, experiment.parts["train"])
-    results = cs.run_models(RANKERS, ["GRU"], {"toy": experiment}, cfg, **QUIET) + cs.run_naive({"toy": experiment}, cfg)
+    experiments = {"toy": experiment}
+    results = cs.run_models(RANKERS, ["GRU"], experiments, cfg, **QUIET) + cs.run_naive(experiments, cfg)
     table = results.metrics().set_index(["model", "seed"])
     assert (table.loc["GRU", "IC"] > 0.5).all()  # the population IC of the planted signal is 0.71
     assert abs(table.loc[(cs.MOMENTUM, -1), "IC"]) < 0.1
@@ -95,7 +96,8 @@ def test_a_ranking_chapter_on_20_csi_stocks_saves_every_table_it_needs(results_d
         for k, v in out.items():
             assert v == pytest.approx(row[k], rel=1e-9, abs=1e-12), (model, k)
     daily = io.read_frame(folder / "daily_ic.csv")
-    assert len(daily) == 2 * len(experiments["csi300"].parts["test"]) and set(daily.columns) >= {"universe", "model", "seed", "datetime", "IC", "RankIC"}
+    assert len(daily) == 2 * len(experiments["csi300"].parts["test"])
+    assert set(daily.columns) >= {"universe", "model", "seed", "datetime", "IC", "RankIC"}
 
 
 # --------------------------------------------------------------------------- a price-forecast chapter

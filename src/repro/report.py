@@ -321,7 +321,8 @@ def point_sentences(summary: pd.DataFrame, reference: str | None = None) -> list
     for key, row in summary.iterrows():
         name = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
         tickers = f"{int(row['tickers'])} ticker" + ("s" if row["tickers"] != 1 else "")
-        lines.append(f"- **{name}**: MSE skill over {ref} {row['mean skill']:+.3f} (mean over {tickers}); better on {int(row['better'])}, worse on {int(row['worse'])}, indistinguishable on "
+        lines.append(f"- **{name}**: MSE skill over {ref} {row['mean skill']:+.3f} (mean over {tickers}); better on "
+                     f"{int(row['better'])}, worse on {int(row['worse'])}, indistinguishable on "
                      f"{int(row['indistinguishable'])} (Diebold-Mariano, p < {summary.attrs.get('alpha', ALPHA)}).")
     return lines
 
