@@ -17,7 +17,7 @@ MATHJAX_VERSION := 3.2.2
 
 NOTEBOOKS := $(sort $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
 EXECUTED  := $(patsubst %,book/notebooks/%.ipynb,$(NOTEBOOKS))
-SRC       := $(shell find src -name '*.py' -o -name '*.sha256' 2>/dev/null) $(wildcard data/manifests/*.sha256)
+SRC       := $(shell find src -name '*.py' -o -name '*.yaml' -o -name '*.sha256' 2>/dev/null) $(wildcard data/manifests/*.sha256)
 STAMP     := $(VENV)/.installed
 GPU_STAMP := $(VENV)/.installed-gpu
 MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
