@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from .. import backtest as bt
-from .. import metrics
+from .. import metrics, report
 from ..config import ChapterConfig, ParameterError, param
 from ..data import cn_industry, cn_qlib
 from ..features import Scaler, split_by_counts, split_by_dates
@@ -475,8 +475,9 @@ class Results:
     def daily_ic(self) -> pd.DataFrame:
         """Daily IC and Rank IC of every (universe, model, seed): what the verdicts test."""
         preds = self.predictions()
-        return pd.concat({u: _daily(g) for u, g in preds.groupby("universe", sort=False)},
-                         names=["universe", None]).reset_index(level=0).reset_index(drop=True)
+        return pd.concat({u: report.daily_ic_frame(g, keys=("model", "seed")) for u, g in
+                          preds.groupby("universe", sort=False)}, names=["universe", None]).reset_index(
+            level=0).reset_index(drop=True)
 
     def curves(self, exclude: Sequence[str] = ()) -> dict[str, dict[str, pd.DataFrame]]:
         """Each universe's backtest daily frames, the first seed run of every model but ``exclude``."""
@@ -512,12 +513,6 @@ class Results:
                                              for u, e in experiments.items()}, axis=1))
         run.save("training_history.csv", self.histories())
         run.save("cost.csv", self.cost())
-
-
-def _daily(preds: pd.DataFrame) -> pd.DataFrame:
-    from ..report import daily_ic_frame
-
-    return daily_ic_frame(preds, keys=("model", "seed"))
 
 
 def run_models(models: Mapping[str, Factory], names: Sequence[str], experiments: Mapping[str, Experiment],
