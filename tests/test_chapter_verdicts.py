@@ -88,3 +88,16 @@ def test_p002_paper_comparison_and_model_lines_come_from_the_scores():
     assert lines[1] == ("- **BiLSTM** -- paper: MAE 1.413, R2 0.9973 (with sentiment). Ours (sentiment, 2 seed(s)): "
                         "MAE 23.00, R² 0.600; persistence: MAE 2.25, R² 0.870.")  # 30 x 0.75 + seeds 0, 1
     assert lines[3] == "- **Transformer**: not run in this profile."
+
+
+def test_p003_our_means_beside_the_papers_tables():
+    table = pd.DataFrame({"universe": "csi500", "model": ["HIGSTM", "MASTER", "GRU"], "IC_mean": [0.01, 0.02, 0.03],
+                          "SHARPE_mean": [0.5, 0.6, 0.7], "n_seeds": 2})
+    beside = p003_higstm.beside_paper(table, "csi500", ("IC", "SHARPE"))
+    assert list(beside.columns) == ["IC (ours)", "IC (paper)", "SHARPE (ours)", "SHARPE (paper)"]
+    assert beside.loc["MASTER"].tolist() == [0.02, 0.0567, 0.6, 1.2904]
+    assert beside.loc["GRU", "IC (ours)"] == 0.03 and np.isnan(beside.loc["GRU", "IC (paper)"])  # not in Table 2
+    assert p003_higstm.beside_paper(table.assign(universe="csi300"), "csi300") is None
+    assert p003_higstm.rerun_baselines(["LSTM", "iTransformer", "MASTER"]) == ["iTransformer", "MASTER"]
+    ablations = p003_higstm.beside_paper(table.replace({"MASTER": "w/o Index"}), "csi500", ("IC",), paper="table3")
+    assert ablations.loc["w/o Index", "IC (paper)"] == 0.0451

@@ -53,7 +53,10 @@ def paper_tables(path: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Our values and the paper's in adjacent columns ("IC (ours)", "IC (paper)") for shared rows and metrics."""
+    """Our values and the paper's in adjacent columns ("IC (ours)", "IC (paper)") for each of our rows.
+
+    The paper's value is empty (NaN) where it has no such row or metric.
+    """
     parts = {}
     for c in columns:
         parts[f"{c} (ours)"] = ours[c] if c in ours else np.nan

@@ -163,6 +163,26 @@ def ours_vs_paper(table: pd.DataFrame, universe: str, show: tuple[str, ...] = TA
     return ours.drop(columns="universe").set_index("model"), theirs
 
 
+def beside_paper(table: pd.DataFrame, universe: str, show: tuple[str, ...] = ("IC", "PNL", "MAXD", "SHARPE", "WINR",
+                                                                             "PL"),
+                 paper: str = "table2") -> pd.DataFrame | None:
+    """Our mean over seeds beside the paper's printed value, for each of our models (None: no such universe)."""
+    from .. import report
+
+    printed = paper_tables()[paper]
+    if universe not in printed.index.get_level_values("universe"):
+        return None
+    ours = table[table["universe"] == universe].set_index("model")[[f"{m}_mean" for m in show]]
+    ours.columns = list(show)
+    return report.side_by_side(ours, printed.loc[universe], [m for m in show if m in printed])
+
+
+def rerun_baselines(models: list[str], paper: str = "table2") -> list[str]:
+    """The paper's baselines that this chapter trains itself (the other rows of its table are quoted)."""
+    printed = set(paper_tables()[paper].index.get_level_values("model")) - {"HIGSTM"}
+    return [m for m in models if m in printed]
+
+
 # --------------------------------------------------------------------------- the graph case study
 def focus_member(panel: cs.Panel, wanted: str) -> str:
     """``wanted`` if it is in the panel, else a member of the liquor industry, else the first member."""
@@ -216,5 +236,5 @@ def verdict(daily: pd.DataFrame, cfg: Config, metric: str = "IC") -> tuple[pd.Da
 
 
 __all__ = ["ABLATIONS", "BASELINES", "Config", "FEATURES", "FEATURE_NOTES", "MODELS", "NOTEBOOK", "UNAVAILABLE",
-           "TABLE2_METRICS", "feature_table", "features", "focus_member", "graph_neighbours", "ours_vs_paper",
-           "paper_tables", "prepare", "seed_table", "verdict"]
+           "TABLE2_METRICS", "beside_paper", "feature_table", "features", "focus_member", "graph_neighbours", "ours_vs_paper",
+           "paper_tables", "prepare", "rerun_baselines", "seed_table", "verdict"]
