@@ -98,6 +98,9 @@ def test_one_seed_ranks_with_a_warning_and_a_deterministic_baseline_has_no_seed_
                        daily("momentum", {-1: base_ic - 0.04 + alternating(0.01)})])
     verdict = report.ranking_verdict(frame, "ref")
     assert verdict.loc["single", "verdict"] == "better (one seed: training noise unknown)"
+    line = report.ranking_sentences(verdict)[1]
+    assert line.startswith("- Better than ref on IC over the days, with training noise unknown (one seed): single")
+    assert "difference +0.0500, p = 0.00" in line
     assert verdict.loc["momentum", "verdict"] == "worse" and verdict.loc["momentum", "seeds"] == 0
     assert report.ranking_sentences(verdict)[-1] == (
         "- Trained with one seed, so training noise is unknown and a ranking that involves them rests on the days "

@@ -208,14 +208,19 @@ def ranking_sentences(verdict: pd.DataFrame) -> list[str]:
     lines = [f"- **{ref}**: {metric} {r['mean']:.4f} (t = {r['t']:.2f} over {int(r['days'])} days, p = {r['p']:.3f}: "
              f"{zero}; seed std {_fmt(r['seed std'])} over {int(r['seeds'])} seed(s))."]
     heads = {("better", ""): f"Better than {ref} on {metric}",
+             ("better", "one seed"): f"Better than {ref} on {metric} over the days, with training noise unknown "
+                                     "(one seed)",
              ("worse", ""): f"Worse than {ref} on {metric}",
+             ("worse", "one seed"): f"Worse than {ref} on {metric} over the days, with training noise unknown "
+                                    "(one seed)",
              ("indistinguishable", "days"): f"Indistinguishable from {ref} (paired p >= {alpha} over the days)",
              ("indistinguishable", "seeds"): f"Indistinguishable from {ref} (paired p < {alpha} over the days, but the "
                                              "difference is within twice its standard error over seeds)"}
     groups: dict[tuple[str, str], list[str]] = {}
     for name, row in verdict.drop(index=ref).iterrows():
         seeds = f", 2 x seed se {2 * row['seed se']:.4f}" if row["why"] == "seeds" else ""
-        groups.setdefault((row["verdict"].split(" (")[0], row["why"]), []).append(
+        key = (row["verdict"].split(" (")[0], "one seed" if "one seed" in row["verdict"] else row["why"])
+        groups.setdefault(key, []).append(
             f"{name} ({metric} {row['mean']:+.4f}, difference {row['vs reference']:+.4f}, p = {row['paired p']:.2f}"
             f"{seeds})")
     for key, head in heads.items():
