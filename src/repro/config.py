@@ -196,16 +196,13 @@ class ChapterConfig:
         """The config of a profile (its file's overrides on the defaults), plus ``overrides``."""
         return cls(**{**profile_overrides(cls.notebook, profile), "profile": profile, **overrides})
 
-    def replace(self, **changes: Any):
-        return dataclasses.replace(self, **changes)
-
     def _check_profile_applied(self) -> None:
         path = profile_path(self.notebook, self.profile)
         if self.profile == DEFAULT_PROFILE or path is None or not path.is_file():
             return
-        defaults = type(self)()
-        wanted = {k: v for k, v in profile_overrides(self.notebook, self.profile).items()
-                  if getattr(defaults, k) != getattr(type(self)(**{k: v}), k)}
+        defaults, profile = type(self)(), type(self).for_profile(self.profile)
+        wanted = [k for k in profile_overrides(self.notebook, self.profile)
+                  if getattr(profile, k) != getattr(defaults, k)]
         if wanted and all(getattr(self, k) == getattr(defaults, k) for k in wanted):
             raise ParameterError(
                 f"profile {self.profile!r} was named but its file was not applied: none of its {len(wanted)} "

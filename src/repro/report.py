@@ -314,10 +314,9 @@ def point_summary(verdict: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, model): mean skill over tickers and how many tickers are better / worse / tied."""
     levels = list(verdict.index.names[:-1])
     word = verdict["verdict"].str.split(" ").str[0]
-    table = verdict.assign(word=word).groupby(levels, sort=False).agg(
-        **{"mean skill": ("skill", "mean"), "tickers": ("skill", "size")})
-    for w, col in (("better", "better"), ("worse", "worse"), ("indistinguishable", "indistinguishable")):
-        table[col] = (word == w).groupby(level=levels, sort=False).sum()
+    table = verdict.groupby(levels, sort=False).agg(**{"mean skill": ("skill", "mean"), "tickers": ("skill", "size")})
+    for w in ("better", "worse", "indistinguishable"):
+        table[w] = (word == w).groupby(level=levels, sort=False).sum()
     table.attrs.update(verdict.attrs)
     return table
 

@@ -235,6 +235,6 @@ def verdict(daily: pd.DataFrame, cfg: Config, metric: str = "IC") -> tuple[pd.Da
     return pd.concat(tables), lines
 
 
-__all__ = ["ABLATIONS", "BASELINES", "Config", "FEATURES", "FEATURE_NOTES", "MODELS", "NOTEBOOK", "UNAVAILABLE",
-           "TABLE2_METRICS", "beside_paper", "feature_table", "features", "focus_member", "graph_neighbours", "ours_vs_paper",
-           "paper_tables", "prepare", "rerun_baselines", "seed_table", "verdict"]
+__all__ = ["ABLATIONS", "BASELINES", "Config", "FEATURES", "FEATURE_NOTES", "MODELS", "NOTEBOOK", "TABLE2_METRICS",
+           "UNAVAILABLE", "beside_paper", "feature_table", "features", "focus_member", "graph_neighbours",
+           "ours_vs_paper", "paper_tables", "prepare", "rerun_baselines", "seed_table", "verdict"]

@@ -455,10 +455,7 @@ class Results:
     """Every run of a chapter, with the tables the results folder holds."""
 
     runs: list[ModelRun]
-
-    def select(self, models: Sequence[str] | None = None, universe: str | None = None) -> list[ModelRun]:
-        return [r for r in self.runs if (models is None or r.name in models)
-                and (universe is None or r.universe == universe)]
+    _daily: pd.DataFrame | None = field(default=None, init=False, repr=False)  # daily_ic(), computed once
 
     def metrics(self) -> pd.DataFrame:
         """One row per (universe, model, seed): IC, Rank IC, ICIR and the backtest's metrics."""
@@ -473,11 +470,14 @@ class Results:
                          ignore_index=True)
 
     def daily_ic(self) -> pd.DataFrame:
-        """Daily IC and Rank IC of every (universe, model, seed): what the verdicts test."""
-        preds = self.predictions()
-        return pd.concat({u: report.daily_ic_frame(g, keys=("model", "seed")) for u, g in
-                          preds.groupby("universe", sort=False)}, names=["universe", None]).reset_index(
-            level=0).reset_index(drop=True)
+        """Daily IC and Rank IC of every (universe, model, seed): what the verdicts test (saved, and read
+        by each verdict, so it is computed once)."""
+        if self._daily is None:
+            preds = self.predictions()
+            self._daily = pd.concat({u: report.daily_ic_frame(g, keys=("model", "seed")) for u, g in
+                                     preds.groupby("universe", sort=False)}, names=["universe", None]).reset_index(
+                level=0).reset_index(drop=True)
+        return self._daily
 
     def curves(self, exclude: Sequence[str] = ()) -> dict[str, dict[str, pd.DataFrame]]:
         """Each universe's backtest daily frames, the first seed run of every model but ``exclude``."""
