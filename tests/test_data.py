@@ -289,6 +289,18 @@ def test_cn_qlib_membership_mask_matches_universe():
         assert members == cn_qlib.universe("csi300", day, require_data=False), day
 
 
+def test_cn_qlib_members_between_is_every_stock_that_was_a_member_in_the_span():
+    members = cn_qlib.members_between("csi500", "2023-01-01", "2023-12-29", require_data=False)
+    days = cn_qlib.calendar("2023-01-01", "2023-12-29")
+    mask = cn_qlib.membership_mask("csi500", days, members)
+    assert len(members) == 597 and mask.any(axis=0).all()  # each was a member on some day of 2023
+    end = cn_qlib.universe("csi500", "2023-12-29", require_data=False)
+    assert set(end) < set(members)  # the year-end list misses the 97 stocks that left during 2023
+    with pytest.warns(UserWarning, match="19 of the 597 stocks that were csi500 members"):
+        with_data = cn_qlib.members_between("csi500", "2023-01-01", "2023-12-29")
+    assert len(with_data) == 578 and set(with_data) <= set(members)
+
+
 def test_cn_qlib_bin_read_by_hand_equals_load_array():
     root = cn_qlib.data_dir()
     code = "SH600023"  # starts later than the calendar: its first float is not 0

@@ -186,7 +186,11 @@ def test_panel_features_do_not_look_ahead_and_labels_are_next_day_returns():
     close = cn_qlib.load_array(longer.codes, ["close"], "2021-01-04", "2021-12-31")[0][..., 0]
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(longer.label[:-1], close[1:] / close[:-1] - 1, rtol=1e-5)
-        np.testing.assert_allclose(longer.returns[1:], close[1:] / close[:-1] - 1, rtol=1e-5)
+        # the day's return is measured from the last close traded, also across a suspension
+        last_close = pd.DataFrame(close).ffill().shift(1).to_numpy()
+        np.testing.assert_allclose(longer.returns[1:], (close / last_close - 1)[1:], rtol=1e-5)
+    resumed = np.isfinite(longer.returns[1:]) & np.isnan(close[:-1])  # trading again after a suspension
+    assert resumed.sum() == 2  # two resumptions among these 25 stocks in 2021, both now with a return
     assert longer.x.shape[-1] == len(P.FEATURES) and longer.features == P.FEATURES
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from repro import io, report
 from repro.config import param
+from repro.models import linear
 from repro.models.panel_baselines import RNN
 from repro.protocols import cross_section as cs
 from repro.protocols import price_forecast as pf
@@ -144,3 +145,84 @@ def test_a_linear_model_beats_persistence_on_a_predictable_ticker():
     assert verdict.loc[("toy", "ridge", "AR"), "verdict"] == "better"
     # today's open carries a little noise around today's close: no better, no worse in 300 days
     assert verdict.loc[("toy", "persistence (open)", "AR"), "verdict"] == "indistinguishable"
+
+
+# --------------------------------------------------------------------------- returns, floors and labels
+def toy_prices(close: list[list[float]]) -> cs.Prices:
+    c = np.array(close, np.float32)
+    ones = np.ones_like(c)
+    return cs.Prices("toy", pd.bdate_range("2023-01-02", periods=len(c)), [f"S{i}" for i in range(c.shape[1])],
+                     c, c, c, c, ones, ones)
+
+
+def test_a_return_across_a_suspension_is_earned_on_the_day_trading_resumes():
+    # S0 trades at 10, 11, is suspended two days and reopens at 13.2: +20% since its last close
+    prices = toy_prices([[10, 5], [11, 5], [np.nan, 5.5], [np.nan, 5.5], [13.2, 5.5], [13.2, 6.05]])
+    assert np.allclose(prices.last_valid(prices.close)[:, 0], [np.nan, 10, 11, 11, 11, 13.2], equal_nan=True)
+    returns = prices.close / prices.last_valid(prices.close) - 1
+    assert np.allclose(returns[:, 0], [np.nan, 0.1, np.nan, np.nan, 0.2, 0.0], equal_nan=True, atol=1e-6)
+    # held through the suspension, the position earns the 20% (before: the move was counted as 0)
+    scores = pd.DataFrame(np.nan, index=prices.dates[1:], columns=prices.codes)  # the backtest's span
+    scores.iloc[0] = [1.0, 0.0]  # buy S0 at the close of day 1
+    res = cs.bt.run_backtest(scores, pd.DataFrame(returns, index=prices.dates, columns=prices.codes), top=1,
+                             hold=4, buy_cost=0.0, sell_cost=0.0)
+    assert res.positions["net_return"].tolist() == pytest.approx([0.2], abs=1e-6)
+
+
+def test_the_ridge_floor_is_fitted_on_training_days_only_and_finds_the_planted_signal():
+    cfg = ToyRanking(split_counts=[160, 30, 40], window=5)
+    panel = planted_panel()
+    split = cs.make_split(panel, cfg.window, cfg.split_counts)
+    experiment = cs.Experiment(panel, split, cs.split_days(panel, split, cfg.window))
+    cs.fit_scaler(panel, experiment.parts["train"])
+    raw, rank = (cs.floor_run(experiment, cfg, label) for label in ("raw", "rank"))
+    assert raw.seed == rank.seed == -1 and raw.name == "ridge floor (raw label)"
+    coef = raw.extras["coef"]
+    assert coef["signal"] > 50 * coef[["noise1", "noise2"]].abs().max()
+    assert raw.metrics["IC"] > 0.6 and rank.metrics["IC"] > 0.6
+    # labels after the training days change nothing: no look-ahead into validation or test
+    panel.label[experiment.parts["valid"].min():] = np.random.default_rng(1).normal(size=(1,))
+    again = cs.floor_run(experiment, cfg, "raw")
+    assert np.array_equal(again.extras["coef"].to_numpy(), coef.to_numpy())
+
+
+def test_the_rank_label_is_qlibs_csranknorm_with_ties_averaged():
+    label = np.array([[0.03, -0.01, 0.03, np.nan, 0.0]], np.float32)
+    exists = np.array([[True, True, True, True, False]])
+    ranks = linear.rank_label(label, exists)
+    # percentiles 3.5/4... of the 3 valid values: -0.01 -> 1/3, the tied 0.03 -> 2.5/3; missing or absent -> NaN
+    assert np.allclose(ranks, [[(2.5 / 3 - 0.5) * 3.46, (1 / 3 - 0.5) * 3.46, (2.5 / 3 - 0.5) * 3.46, np.nan,
+                                np.nan]], equal_nan=True)
+
+
+def test_a_model_trained_on_the_rank_label_sees_ranks_and_is_scored_on_returns():
+    cfg = ToyRanking(split_counts=[160, 30, 40], window=5, epochs=1, seeds=[0], train_label="rank")
+    panel = planted_panel()
+    t = 100
+    _, _, _, y, ok = cs.day_batch(panel, t, cfg.window, label="rank")
+    expected = (pd.Series(panel.label[t]).rank(pct=True) - 0.5) * 3.46
+    assert np.allclose(y.numpy()[ok.numpy()], expected.to_numpy(np.float32))
+    split = cs.make_split(panel, cfg.window, cfg.split_counts)
+    experiment = cs.Experiment(panel, split, cs.split_days(panel, split, cfg.window))
+    cs.fit_scaler(panel, experiment.parts["train"])
+    results = cs.run_models(RANKERS, ["GRU"], {"toy": experiment}, cfg, suffix=" (rank label)", **QUIET)
+    run = results.runs[0]
+    assert run.name == "GRU (rank label)"
+    labels = run.predictions["label"].to_numpy()  # the raw next-day returns, not ranks
+    test = experiment.parts["test"]
+    assert np.allclose(np.sort(labels), np.sort(panel.label[test].ravel()[np.isfinite(panel.label[test].ravel())]))
+
+
+def test_the_equal_weight_universe_row_earns_the_mean_return_of_the_day_after_fees():
+    cfg = ToyRanking(split_counts=[160, 30, 40], window=5, holding_days=1, buy_cost=0.001, sell_cost=0.0)
+    panel = planted_panel()
+    split = cs.make_split(panel, cfg.window, cfg.split_counts)
+    experiment = cs.Experiment(panel, split, cs.split_days(panel, split, cfg.window))
+    run = cs.universe_run(experiment, cfg)
+    daily = run.backtest.daily["return"]
+    # every stock bought at each test day's close and held one day: day d earns the mean return of all stocks on
+    # d, less the fee of buying the next tranche (the first day earns nothing yet; the last day buys nothing)
+    middle = panel.dates[experiment.parts["test"]][1:-1]
+    expected = pd.DataFrame(panel.returns, index=panel.dates).mean(axis=1).loc[middle] - 0.001
+    assert np.allclose(daily.loc[middle].to_numpy(), expected.to_numpy(), atol=1e-6)
+    assert np.isnan(run.metrics["IC"]) and run.predictions.empty and run.name == cs.UNIVERSE

@@ -200,6 +200,26 @@ def universe(name: str, as_of: object = END, require_data: bool = True) -> list[
     return [m for m in members if m in have]
 
 
+def members_between(name: str, start: object = None, end: object = None, require_data: bool = True) -> list[str]:
+    """Every stock that was a member of ``name`` on some day of ``start``..``end`` (a point-in-time universe's
+    stocks), sorted; with ``require_data`` those without price data here are dropped with a warning."""
+    spells = membership(name)
+    first = to_timestamp(start, "start") or spells["start"].min()
+    last = to_timestamp(end, "end") or END
+    members = sorted(set(spells.loc[(spells["start"] <= last) & (spells["end"] >= first), "instrument"]))
+    if not require_data:
+        return members
+    have = set(available_instruments())
+    missing = [m for m in members if m not in have]
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of the {len(members)} stocks that were {name} members in {first:%Y-%m-%d}.."
+            f"{last:%Y-%m-%d} have no price data here (delisted or absent upstream) and are left out",
+            stacklevel=2,
+        )
+    return [m for m in members if m in have]
+
+
 def membership_mask(name: str, dates: pd.DatetimeIndex, instruments: Sequence[str]) -> pd.DataFrame:
     """Boolean (dates x instruments): was the stock a member of ``name`` on that day?
 
@@ -365,6 +385,7 @@ def prefetch() -> None:
 
 __all__ = [
     "END", "FIELDS", "INDEXES", "UNIVERSES", "available_instruments", "calendar", "data_dir",
-    "hist_stock_index", "index_series", "load_array", "membership", "membership_mask", "panel", "prefetch",
+    "hist_stock_index", "index_series", "load_array", "members_between", "membership", "membership_mask", "panel",
+    "prefetch",
     "stock_codes", "suspended_share", "universe", "universe_sizes",
 ]

@@ -123,7 +123,8 @@ class HIGSTM(nn.Module):
         scores = q @ k.transpose(1, 2) / k.shape[-1] ** 0.5  # (T, N, N)
         valid = mask[None, None, :].expand_as(scores)
         n_keep = max(1, int(round(self.top_share * int(mask.sum()))))
-        kth = scores.masked_fill(~valid, float("-inf")).topk(n_keep, dim=-1).values[..., -1:]
+        # the n_keep-th largest score per row (a threshold, no gradient): kthvalue is a selection, cheaper than topk
+        kth = (-scores.detach().masked_fill(~valid, float("-inf"))).kthvalue(n_keep, dim=-1, keepdim=True).values.neg()
         keep = valid & (scores >= kth)
         eye = torch.eye(scores.shape[-1], device=scores.device, dtype=scores.dtype)
         return masked_softmax_rows(scores, keep) + eye

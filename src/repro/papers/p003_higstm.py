@@ -36,7 +36,8 @@ FEATURES = ["open", "high", "low", "pre_close", "pct_chg", "change", "ma5", "ma1
 FEATURE_NOTES = {
     "open": "open / close - 1 (same day)", "high": "high / close - 1", "low": "low / close - 1",
     "pre_close": "previous close / close - 1", "pct_chg": "close / previous close - 1",
-    "change": "close - previous close, in raw (unadjusted) price units / 100",
+    "change": "close - previous close, in raw (unadjusted) price units / 100 (previous close: the last one "
+              "traded, also across a suspension)",
     **{f"ma{k}": f"{k}-day mean close / close - 1" for k in (5, 10, 15, 20, 25)},
     "vol": "log(1 + raw volume), z-scored across the day's stocks",
     "amount": "log(1 + raw close x raw volume), z-scored across the day's stocks (no amount field upstream)",
@@ -89,8 +90,8 @@ def features(prices: cs.Prices) -> dict[str, np.ndarray]:
     """The 13 scale-free features of :data:`FEATURES` for every day, from data up to that day."""
     o, h, lo, c, v, f = prices.open, prices.high, prices.low, prices.close, prices.volume, prices.factor
     with np.errstate(invalid="ignore", divide="ignore"):
-        prev = prices.previous(c)
-        raw_close, raw_prev = c / f, prev / prices.previous(f)
+        prev = prices.last_valid(c)  # Tushare's pre_close: the last traded close, also after a suspension
+        raw_close, raw_prev = c / f, prev / prices.last_valid(f)
         close_df = pd.DataFrame(c)
         out = {"open": o / c - 1, "high": h / c - 1, "low": lo / c - 1, "pre_close": prev / c - 1,
                "pct_chg": c / prev - 1, "change": (raw_close - raw_prev) / 100.0}

@@ -36,7 +36,7 @@ from ..config import ChapterConfig, ParameterError, param
 from ..data import cn_industry, cn_qlib
 from ..features import Scaler, split_by_counts, split_by_dates
 from ..features.splits import DateSplit
-from ..models import naive
+from ..models import linear
 from ..runs import Run, seed_everything
 
 SPLITS = ("train", "valid", "test")
@@ -49,7 +49,8 @@ class Config(ChapterConfig):
 
     universes: list[str] = param(["csi300"], "CSI universes, each run separately", choices=cn_qlib.UNIVERSES)
     as_of: str = param("2023-12-29", "membership of the universe fixed on this day (survivorship-biased)")
-    point_in_time: bool = param(False, "True: a stock counts only on the days it was a member")
+    point_in_time: bool = param(False, "True: every stock that was a member within start..end, counted only on its "
+                                       "member days (as_of unused)")
     start: str | None = param(None, "first day of the data (None: 2010-01-04)")
     end: str | None = param(None, "last day of the data (None: 2023-12-29)")
     max_stocks: int | None = param(None, "keep the first n stocks by code (quick runs)", minimum=1)
@@ -60,6 +61,8 @@ class Config(ChapterConfig):
     split_dates: list[str] | None = param(None, "last day of train, valid and test (instead of split_counts)")
     scaler: str = param("standard", "feature scaler fitted on training days", choices=("standard", "robust"))
     loss: str = param("pearson", "per-day training loss", choices=("pearson", "mse"))
+    train_label: str = param("raw", "training label: the return, or its rank across the day's stocks (CSRankNorm)",
+                             choices=("raw", "rank"))
     epochs: int = param(4, "training epochs at most (early stopping on validation IC)", minimum=1)
     days_per_epoch: int | None = param(None, "random training days per epoch (None: all)", minimum=1)
     valid_days: int | None = param(None, "evenly spaced validation days for model selection (None: all)", minimum=1)
@@ -111,11 +114,20 @@ class Prices:
         """``values`` one row later: day t holds day t-1's value (NaN on the first day)."""
         return np.vstack([np.full((1, values.shape[1]), np.nan, np.float32), values[:-1]])
 
+    def last_valid(self, values: np.ndarray) -> np.ndarray:
+        """Day t holds the last finite value before day t (the close before a suspension; NaN before listing).
+
+        A return over a suspension is measured from this value, so the move made while the
+        stock did not trade is earned on the day it trades again instead of being lost.
+        """
+        return self.previous(pd.DataFrame(values).ffill().to_numpy(np.float32))
+
 
 def load_prices(universe: str, as_of: object = cn_qlib.END, start: object = None, end: object = None,
-                max_stocks: int | None = None) -> Prices:
-    """The members of ``universe`` on ``as_of`` (the first ``max_stocks`` by code), daily."""
-    codes = cn_qlib.universe(universe, as_of)
+                max_stocks: int | None = None, point_in_time: bool = False) -> Prices:
+    """The members of ``universe`` on ``as_of`` -- or, ``point_in_time``, every stock that was a member on some
+    day of ``start``..``end`` -- (the first ``max_stocks`` by code), daily."""
+    codes = cn_qlib.members_between(universe, start, end) if point_in_time else cn_qlib.universe(universe, as_of)
     if max_stocks:
         codes = codes[:max_stocks]
     cube, dates, codes, _ = cn_qlib.load_array(codes, cn_qlib.FIELDS, start, end)
@@ -131,7 +143,7 @@ class Panel:
     x: np.ndarray  # (days, stocks, features) float32, raw features (NaN where missing)
     features: list[str]
     index: np.ndarray  # (days,) index close, forward-filled
-    returns: np.ndarray  # (days, stocks) close_t / close_{t-1} - 1 (NaN when suspended or not listed)
+    returns: np.ndarray  # (days, stocks) close_t / last close before t - 1 (NaN when suspended or not listed)
     label: np.ndarray  # (days, stocks) the label of decision day t
     exists: np.ndarray  # (days, stocks) bool: traded on that day (and a member, with point_in_time)
     universe: str
@@ -139,6 +151,23 @@ class Panel:
     delay: int = 0
     industry: pd.Series | None = None
     scaler: Scaler | None = None
+    _rank: np.ndarray | None = field(default=None, repr=False)
+
+    def target(self, kind: str = "raw") -> np.ndarray:
+        """The training label (days, stocks): the return (``raw``) or its rank across each day's stocks
+        (``rank``, :func:`repro.models.linear.rank_label`). Evaluation always uses the raw label."""
+        if kind == "raw":
+            return self.label
+        if kind != "rank":
+            raise ValueError(f"unknown training label {kind!r}; use 'raw' or 'rank'")
+        if self._rank is None:
+            self._rank = linear.rank_label(self.label, self.exists)
+        return self._rank
+
+    def scaled(self, days: np.ndarray) -> np.ndarray:
+        """Day-t features of ``days`` (len(days), stocks, features), scaled, missing values at the mean (0)."""
+        x = self.x[days]
+        return np.nan_to_num(self.scaler.transform(x) if self.scaler is not None else x, nan=0.0)
 
     @property
     def n_stocks(self) -> int:
@@ -157,7 +186,7 @@ def make_panel(prices: Prices, features: Mapping[str, np.ndarray], horizon: int 
     x = np.stack([features[name] for name in features], axis=-1).astype(np.float32)
     exists = np.isfinite(c)
     with np.errstate(invalid="ignore", divide="ignore"):
-        returns = naive.momentum(pd.DataFrame(c)).to_numpy(np.float32)
+        returns = c / prices.last_valid(c) - 1  # across a suspension: from the last close before it
         fwd = np.full_like(c, np.nan)
         lag = delay + horizon  # label of day t: close_{t+delay+horizon} / close_{t+delay} - 1
         fwd[:-lag] = c[lag:] / c[delay: len(c) - horizon] - 1
@@ -222,7 +251,7 @@ class Experiment:
 
 def prepare(cfg: Config, universe: str, features: Callable[[Prices], Mapping[str, np.ndarray]]) -> Experiment:
     """Load a universe, compute the chapter's ``features``, split it and fit the scaler on training days."""
-    prices = load_prices(universe, cfg.as_of, cfg.start, cfg.end, cfg.max_stocks)
+    prices = load_prices(universe, cfg.as_of, cfg.start, cfg.end, cfg.max_stocks, cfg.point_in_time)
     panel = make_panel(prices, features(prices), cfg.horizon, cfg.label_delay, cfg.point_in_time)
     split = make_split(panel, cfg.window, cfg.split_counts, cfg.split_dates)
     parts = split_days(panel, split, cfg.window)
@@ -238,8 +267,10 @@ def split_table(experiments: Mapping[str, Experiment], window: int) -> pd.DataFr
     return table
 
 
-def day_batch(panel: Panel, t: int, window: int, device: str = "cpu"):
-    """Inputs of decision day ``t``: x (N, window, F), index window (window,), mask (N,), label (N,), labelled (N,)."""
+def day_batch(panel: Panel, t: int, window: int, device: str = "cpu", label: str = "raw"):
+    """Inputs of decision day ``t``: x (N, window, F), index window (window,), mask (N,), label (N,), labelled (N,).
+
+    ``label`` picks the training label (:meth:`Panel.target`)."""
     x = panel.x[t - window + 1: t + 1].transpose(1, 0, 2)
     if panel.scaler is not None:
         x = panel.scaler.transform(x)
@@ -247,7 +278,7 @@ def day_batch(panel: Panel, t: int, window: int, device: str = "cpu"):
     idx = panel.index[t - window + 1: t + 1]
     idx = idx / idx[-1] - 1.0  # the index path relative to day t
     mask = panel.exists[t]
-    y = panel.label[t]
+    y = panel.target(label)[t]
     ok = mask & np.isfinite(y)
     as_t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     return as_t(x), as_t(idx), as_t(mask, torch.bool), as_t(np.nan_to_num(y), torch.float32), as_t(ok, torch.bool)
@@ -299,8 +330,10 @@ def mean_ic(scores: np.ndarray, panel: Panel, days: np.ndarray) -> float:
 
 def train(model, panel: Panel, parts: dict[str, np.ndarray], epochs: int, window: int, lr: float = 1e-3,
           seed: int = 0, days_per_epoch: int | None = None, valid_days: int | None = None, patience: int = 5,
-          device: str = "cpu", clip: float = 3.0, loss: str = "pearson", log=print) -> TrainResult:
-    """Adam on the per-day loss; keep the weights of the epoch with the best validation IC.
+          device: str = "cpu", clip: float = 3.0, loss: str = "pearson", label: str = "raw",
+          log=print) -> TrainResult:
+    """Adam on the per-day loss against the ``label`` (:meth:`Panel.target`); keep the weights of the epoch with
+    the best validation IC (always against the raw return).
 
     ``days_per_epoch`` trains on that many random training days per epoch (all by default);
     ``valid_days`` selects on that many evenly spaced validation days (all by default).
@@ -321,7 +354,7 @@ def train(model, panel: Panel, parts: dict[str, np.ndarray], epochs: int, window
             order = order[:days_per_epoch]
         losses = []
         for t in order:
-            x, idx, mask, y, ok = day_batch(panel, int(t), window, device)
+            x, idx, mask, y, ok = day_batch(panel, int(t), window, device, label)
             if int(ok.sum()) < 10:
                 continue
             opt.zero_grad()
@@ -375,7 +408,7 @@ def evaluate_frames(scores: pd.DataFrame, labels: pd.DataFrame, returns: pd.Data
     """
     rank = metrics.ranking_report(scores, labels.reindex_like(scores))
     res = bt.run_backtest(scores, returns, benchmark=benchmark, **backtest_kw)
-    keep = ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "IR")
+    keep = ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "excess_AR", "IR")
     return {"IC": rank["IC"], "RankIC": rank["RankIC"], "ICIR": rank["ICIR"],
             **{k: res.metrics[k] for k in keep if k in res.metrics}}, res
 
@@ -404,6 +437,8 @@ def momentum_scores(panel: Panel, days: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- running models
 Factory = Callable[[Panel, Config], torch.nn.Module]
 MOMENTUM = "momentum (yesterday's return)"
+FLOOR = "ridge floor ({} label)"
+UNIVERSE = "universe (equal weight)"
 
 
 def n_parameters(model) -> int:
@@ -424,15 +459,19 @@ class ModelRun:
     extras: dict = field(default_factory=dict)  # e.g. HIGSTM's last test day's graphs
 
 
-def run_model(name: str, factory: Factory, experiment: Experiment, cfg: Config, seed: int, log=print) -> ModelRun:
-    """Seed, build, train (model selection on validation), score the test days once, evaluate."""
+def run_model(name: str, factory: Factory, experiment: Experiment, cfg: Config, seed: int, log=print,
+              label: str | None = None) -> ModelRun:
+    """Seed, build, train (model selection on validation), score the test days once, evaluate.
+
+    ``label`` names the run (default ``name``)."""
     panel, parts, device = experiment.panel, experiment.parts, cfg.torch_device()
     seed_everything(seed)
     model = factory(panel, cfg).to(device)
+    name = label or name
     log(f"{name} (seed {seed}, {n_parameters(model):,} parameters)")
     result = train(model, panel, parts, cfg.epochs, cfg.window, lr=cfg.lr, seed=seed,
                    days_per_epoch=cfg.days_per_epoch, valid_days=cfg.valid_days, patience=cfg.patience,
-                   device=device, clip=cfg.clip, loss=cfg.loss, log=log)
+                   device=device, clip=cfg.clip, loss=cfg.loss, label=cfg.train_label, log=log)
     scores = predict(model, panel, parts["test"], cfg.window, device)
     out, res = evaluate(scores, panel, parts["test"], **cfg.backtest)
     extras = {k: v.cpu().numpy() for k, v in getattr(model, "last_graphs", {}).items()}
@@ -441,13 +480,45 @@ def run_model(name: str, factory: Factory, experiment: Experiment, cfg: Config, 
                     result.seconds_per_epoch, n_parameters(model), extras)
 
 
+def _untrained_run(name: str, experiment: Experiment, cfg: Config, scores: np.ndarray) -> ModelRun:
+    """Scores of the test days that need no training, evaluated like a model (seed -1)."""
+    panel, test = experiment.panel, experiment.parts["test"]
+    out, res = evaluate(scores, panel, test, **cfg.backtest)
+    preds = long_predictions(panel, scores, test, model=name, seed=-1)
+    return ModelRun(panel.universe, name, -1, out, preds, pd.DataFrame(), res, 0.0, 0)
+
+
+def floor_run(experiment: Experiment, cfg: Config, label: str = "raw") -> ModelRun:
+    """The budget-free floor: a cross-sectional ridge regression of the ``label`` (raw or rank) on the scaled
+    day-t features, fitted in closed form on every training day (:class:`repro.models.linear.CrossSectionalRidge`)."""
+    panel, parts = experiment.panel, experiment.parts
+    train_days = parts["train"]
+    model = linear.CrossSectionalRidge().fit(panel.scaled(train_days), panel.target(label)[train_days],
+                                            panel.exists[train_days])
+    scores = np.where(panel.exists[parts["test"]], model.predict(panel.scaled(parts["test"])), np.nan)
+    run = _untrained_run(FLOOR.format(label), experiment, cfg, scores)
+    run.extras["coef"] = pd.Series(model.coef_, index=panel.features, name=run.name)
+    return run
+
+
+def universe_run(experiment: Experiment, cfg: Config) -> ModelRun:
+    """No skill: every stock of the day bought with equal money, same holding days and fees as the models.
+
+    It has no ranking, so no IC; its return is what a portfolio earns without choosing stocks."""
+    panel, test = experiment.panel, experiment.parts["test"]
+    scores = np.where(panel.exists[test], 0.0, np.nan)
+    s, _ = frames(panel, scores, test)
+    res = bt.run_backtest(s, returns_frame(panel), benchmark=benchmark_returns(panel),
+                          **{**cfg.backtest, "top": panel.n_stocks})
+    out = {"IC": np.nan, "RankIC": np.nan, "ICIR": np.nan,
+           **{k: res.metrics[k] for k in ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "excess_AR", "IR")}}
+    empty = long_predictions(panel, scores[:0], test[:0], model=UNIVERSE, seed=-1)
+    return ModelRun(panel.universe, UNIVERSE, -1, out, empty, pd.DataFrame(), res, 0.0, 0)
+
+
 def naive_run(experiment: Experiment, cfg: Config) -> ModelRun:
     """The momentum score on the test days, evaluated like a model (seed -1: nothing is trained)."""
-    panel, test = experiment.panel, experiment.parts["test"]
-    scores = momentum_scores(panel, test)
-    out, res = evaluate(scores, panel, test, **cfg.backtest)
-    preds = long_predictions(panel, scores, test, model=MOMENTUM, seed=-1)
-    return ModelRun(panel.universe, MOMENTUM, -1, out, preds, pd.DataFrame(), res, 0.0, 0)
+    return _untrained_run(MOMENTUM, experiment, cfg, momentum_scores(experiment.panel, experiment.parts["test"]))
 
 
 @dataclass
@@ -516,8 +587,9 @@ class Results:
 
 
 def run_models(models: Mapping[str, Factory], names: Sequence[str], experiments: Mapping[str, Experiment],
-               cfg: Config, seeds: Sequence[int] | None = None, log=print) -> Results:
-    """Train and test every model of ``names`` (keys of the registry ``models``) on every universe and seed."""
+               cfg: Config, seeds: Sequence[int] | None = None, log=print, suffix: str = "") -> Results:
+    """Train and test every model of ``names`` (keys of the registry ``models``) on every universe and seed;
+    ``suffix`` is appended to each run's name (a variant of the config, e.g. " (rank label)")."""
     unknown = [n for n in names if n not in models]
     if unknown:
         raise ParameterError(f"unknown model(s) {unknown}; this chapter has {list(models)}")
@@ -525,18 +597,20 @@ def run_models(models: Mapping[str, Factory], names: Sequence[str], experiments:
     for universe, experiment in experiments.items():
         for name in names:
             for seed in (cfg.seeds if seeds is None else seeds):
-                runs.append(run_model(name, models[name], experiment, cfg, seed, log=log))
+                runs.append(run_model(name, models[name], experiment, cfg, seed, log=log, label=name + suffix))
     return Results(runs)
 
 
-def run_naive(experiments: Mapping[str, Experiment], cfg: Config) -> Results:
-    return Results([naive_run(e, cfg) for e in experiments.values()])
+def run_naive(experiments: Mapping[str, Experiment], cfg: Config, floors: Sequence[str] = ()) -> Results:
+    """Momentum, the no-skill equal-weight universe and the ridge floor with each label of ``floors``."""
+    return Results([run for e in experiments.values()
+                    for run in (naive_run(e, cfg), universe_run(e, cfg), *(floor_run(e, cfg, lab) for lab in floors))])
 
 
 __all__ = [
-    "Config", "Experiment", "LOSSES", "MOMENTUM", "ModelRun", "Panel", "Prices", "Results", "benchmark_returns",
-    "day_batch", "evaluate", "evaluate_frames", "fit_scaler", "frames", "load_prices", "long_predictions",
-    "make_panel", "make_split", "mean_ic", "momentum_scores", "mse_loss", "n_parameters", "naive_run",
-    "pearson_loss", "predict", "prepare", "returns_frame", "run_model", "run_models", "run_naive",
-    "sample_days", "split_days", "split_table", "train",
+    "Config", "Experiment", "FLOOR", "LOSSES", "MOMENTUM", "ModelRun", "Panel", "Prices", "Results", "UNIVERSE",
+    "benchmark_returns", "day_batch", "evaluate", "evaluate_frames", "fit_scaler", "floor_run", "frames",
+    "load_prices", "long_predictions", "make_panel", "make_split", "mean_ic", "momentum_scores", "mse_loss",
+    "n_parameters", "naive_run", "pearson_loss", "predict", "prepare", "returns_frame", "run_model", "run_models",
+    "run_naive", "sample_days", "split_days", "split_table", "train", "universe_run",
 ]
