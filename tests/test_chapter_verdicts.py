@@ -35,8 +35,69 @@ def test_p003_verdict_tells_a_clear_gap_from_a_tie_and_quotes_the_paper():
     worse = next(line for line in lines if line.startswith("- Worse than HIGSTM on IC: LSTM"))
     assert f"LSTM (IC {ic['LSTM']:+.4f}, difference {ic['LSTM'] - ic['HIGSTM']:+.4f}, p = 0.00)" in worse
     assert round(ic["LSTM"] - ic["HIGSTM"], 2) == -0.05
-    _, rank_lines = p003_higstm.verdict(frame.assign(universe="csi300"), p003_higstm.Config(), "RankIC")
+    _, rank_lines = p003_higstm.verdict(frame.assign(universe="csi300"), p003_higstm.Config(universes=["csi300"]),
+                                        "RankIC")
     assert rank_lines[0] == "**CSI300**."  # the paper has no CSI300 column and no Rank IC
+
+
+def test_p003_label_comparison_pairs_each_model_with_its_rank_label_twin():
+    base = np.random.default_rng(0).normal(0, 0.12, len(DAYS))
+    raw, rank = p003_higstm.FLOORS
+    frame = pd.concat([daily_ic("csi500", "GRU", [0, 1], 0.0, base),
+                       daily_ic("csi500", "GRU" + p003_higstm.RANK, [0, 1], 0.04, base),  # +0.04 on every day
+                       daily_ic("csi500", raw, [-1], 0.01, base), daily_ic("csi500", rank, [-1], 0.01, base)])
+    cfg = p003_higstm.Config(rank_label_models=["GRU"])
+    table = p003_higstm.label_table(frame, cfg)
+    gru = table.loc[("csi500", "GRU", "IC")]
+    assert gru["rank - raw"] == pytest.approx(0.04, abs=0.002) and gru["verdict"] == "better"
+    floor = table.loc[("csi500", "ridge floor", "RankIC")]
+    assert floor["rank - raw"] == 0.0 and floor["verdict"] == "indistinguishable"
+    lines = p003_higstm.label_sentences(table)
+    assert lines[0].startswith("- CSI500, GRU, raw -> rank label: IC ") and "rank label better" in lines[0]
+
+
+def test_p003_converged_run_is_judged_against_the_floor_with_its_noise():
+    base = np.random.default_rng(0).normal(0, 0.12, len(DAYS))
+    floor = p003_higstm.FLOORS[0]
+    cfg = p003_higstm.Config(converged_models=["GRU"], converged_epochs=8)
+    history = pd.DataFrame({"universe": "csi500", "model": "GRU" + p003_higstm.CONVERGED, "seed": 0,
+                            "epoch": [1, 2, 3, 4], "valid_IC": [0.01, 0.03, 0.02, 0.025]})
+    for shift, ending in ((0.005, "the training budget does not explain the gap to the paper's IC of 0.0791"),
+                          (0.05, "the book budget explains part of the gap")):
+        frame = pd.concat([daily_ic("csi500", "GRU", [0, 1], 0.0, base), daily_ic("csi500", floor, [-1], 0.02, base),
+                           daily_ic("csi500", "GRU" + p003_higstm.CONVERGED, [0], 0.02 + shift, base)])
+        table = p003_higstm.converged_table(frame, history, cfg)
+        row = table.loc[("GRU", "IC")]
+        assert (row["epochs run"], row["best epoch"], row["stopped early"]) == (4, 2, True)
+        assert row["converged - floor"] == pytest.approx(shift, abs=0.002)
+        lines = p003_higstm.converged_sentences(table, cfg)
+        assert lines[0].startswith("- GRU on every training day stopped after 4 epochs (best: epoch 2)")
+        assert ending in lines[1]
+    noisy = pd.concat([daily_ic("csi500", floor, [-1], 0.02, base),
+                       daily_ic("csi500", "GRU", [0, 1], 0.0, base),
+                       daily_ic("csi500", "GRU" + p003_higstm.CONVERGED, [0], 0.04,
+                                np.random.default_rng(3).normal(0, 0.3, len(DAYS)))])
+    table = p003_higstm.converged_table(noisy, history, cfg)
+    assert table.loc[("GRU", "IC"), "converged - floor"] == pytest.approx(0.0327, abs=5e-4)  # t = 1.3 over days
+    assert "cannot tell whether the budget matters" in p003_higstm.converged_sentences(table, cfg)[1]
+
+
+def test_p003_point_in_time_table_sets_the_year_end_list_beside_point_in_time_membership():
+    cfg = p003_higstm.Config(pit_models=["GRU"])
+    rows = []
+    for universe, shift in (("csi500", 0.0), ("csi500" + p003_higstm.PIT, -0.01)):
+        for model in ("GRU", *p003_higstm.UNTRAINED):
+            for seed in ([0, 1] if model == "GRU" else [-1]):
+                rows.append({"universe": universe, "model": model, "seed": seed,
+                             "IC": np.nan if model == cs.UNIVERSE else 0.02 + shift + 0.01 * seed,
+                             "RankIC": 0.03, "excess_AR": 0.05 + 2 * shift, "SHARPE": -1.0})
+    table = p003_higstm.pit_table(pd.DataFrame(rows), cfg)
+    assert table.loc[("csi500", "GRU"), ("members on 2023-12-29", "IC")] == pytest.approx(0.025)
+    assert table.loc[("csi500", "GRU"), ("point-in-time", "IC")] == pytest.approx(0.015)
+    lines = p003_higstm.pit_sentences(table, cfg)
+    assert lines[0] == ("- CSI500: the equal-weight universe earns +5.00% a year over the index with the year-end "
+                        "list and +3.00% with point-in-time members.")
+    assert lines[1].startswith("  IC, year-end list -> point-in-time: GRU +0.0250 -> +0.0150;")
 
 
 def predictions(experiment: str, model: str, seeds: list[int], y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:

@@ -219,3 +219,19 @@ def neighbour_bars(neighbours: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("attention weight", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def validation_curves(histories: pd.DataFrame, references: dict[str, float] | None = None) -> plt.Figure:
+    """Validation IC after each epoch, one line per model (columns model, epoch, valid_IC); each of
+    ``references`` (name -> validation IC of an untrained score) as a dashed horizontal line."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for name, g in histories.groupby("model", sort=False):
+        ax.plot(g["epoch"], g["valid_IC"], marker="o", ms=3, label=name)
+    for name, value in (references or {}).items():
+        ax.axhline(value, ls="--", lw=1.0, color="black", label=name)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation IC")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

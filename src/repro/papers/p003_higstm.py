@@ -15,6 +15,7 @@ is minus the Pearson correlation of scores and returns across the day's stocks
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,6 +56,13 @@ ABLATIONS = {"w/o TIGSTM": ("tigstm",), "w/o GIGSTM": ("gigstm",), "w/o T&GIGSTM
              "w/o Decomposition": ("decomposition",), "w/o Index": ("index",)}
 BASELINES = ("LSTM", "GRU", "Mamba", "iTransformer", "Industry-GAT", "MASTER")
 TABLE2_METRICS = ("IC", "RankIC", "ICIR", "PNL", "MAXD", "SHARPE", "WINR", "PL")
+#: Our table adds the return in excess of the index (annualised) and the information ratio.
+OUR_METRICS = (*TABLE2_METRICS, "excess_AR", "IR")
+#: Models that need no training: the floors, momentum and the no-skill universe portfolio.
+FLOORS = (cs.FLOOR.format("raw"), cs.FLOOR.format("rank"))
+UNTRAINED = (*FLOORS, cs.MOMENTUM, cs.UNIVERSE)
+RANK, CONVERGED, PIT = " (rank label)", " (converged)", " (point-in-time)"
+TRAINED = ("HIGSTM", *BASELINES)
 
 
 @dataclass(frozen=True)
@@ -77,11 +85,21 @@ class Config(cs.Config):
     top_share: float = param(0.3, "neighbours kept per stock and time step [003 eq. 11]", paper=0.3)
     epochs: int = override(cs.Config, "epochs", 4)
     days_per_epoch: int | None = override(cs.Config, "days_per_epoch", 70, paper=None)
-    valid_days: int | None = override(cs.Config, "valid_days", 32, paper=None)
+    valid_days: int | None = override(cs.Config, "valid_days", None, paper=None)
     seeds: list[int] = override(cs.Config, "seeds", [0, 1], paper="5 runs")
     ablation_seeds: list[int] = param([0], "seeds of the ablations", paper="5 runs")
     baselines: list[str] = param(list(BASELINES), "baselines trained on identical inputs", choices=BASELINES)
-    ablations: list[str] = param(list(ABLATIONS), "rows of Table 3 to run", choices=ABLATIONS)
+    ablations: list[str] = param(["w/o TIGSTM", "w/o T&GIGSTM"], "rows of Table 3 to run (the two cheapest)",
+                                 paper=list(ABLATIONS), choices=ABLATIONS)
+    rank_label_models: list[str] = param(["HIGSTM", "GRU"], "models also trained on the per-day rank label, "
+                                         "same seeds", choices=TRAINED)
+    converged_models: list[str] = param(["GRU"], "models also trained on every training day until the validation "
+                                        "IC stops improving (first seed, first universe)", choices=TRAINED)
+    converged_epochs: int = param(8, "epochs at most of the converged runs", minimum=1)
+    converged_patience: int = param(2, "epochs without a better validation IC before a converged run stops",
+                                    minimum=1)
+    pit_models: list[str] = param(["GRU"], "models also trained and tested on the point-in-time universe",
+                                  choices=TRAINED)
     focus_stock: str = param("SH600519", "the graph case study's stock (Kweichow Moutai; another member if absent)")
 
 
@@ -106,6 +124,25 @@ def features(prices: cs.Prices) -> dict[str, np.ndarray]:
 def prepare(cfg: Config, universe: str) -> cs.Experiment:
     """One universe's panel with the chapter's features, split by the paper's day counts."""
     return cs.prepare(cfg, universe, features)
+
+
+def prepare_point_in_time(cfg: Config, universe: str) -> cs.Experiment:
+    """The same universe point-in-time: every stock that was a member within the data, counted on member days
+    only; named ``"<universe> (point-in-time)"`` in the results."""
+    experiment = prepare(dataclasses.replace(cfg, point_in_time=True), universe)
+    experiment.panel.universe = universe + PIT
+    return experiment
+
+
+def rank_label_config(cfg: Config) -> Config:
+    """The chapter's config with the rank label (CSRankNorm) for training; everything else unchanged."""
+    return dataclasses.replace(cfg, train_label="rank")
+
+
+def converged_config(cfg: Config) -> Config:
+    """Every training day in every epoch and every validation day, until the validation IC stops improving."""
+    return dataclasses.replace(cfg, days_per_epoch=None, valid_days=None, epochs=cfg.converged_epochs,
+                               patience=cfg.converged_patience, seeds=cfg.seeds[:1])
 
 
 def feature_table() -> pd.DataFrame:
@@ -145,7 +182,7 @@ def paper_tables() -> dict[str, pd.DataFrame]:
     return _tables(__name__)
 
 
-def seed_table(results: pd.DataFrame, models: list[str], show: tuple[str, ...] = TABLE2_METRICS) -> pd.DataFrame:
+def seed_table(results: pd.DataFrame, models: list[str], show: tuple[str, ...] = OUR_METRICS) -> pd.DataFrame:
     """Mean and std over seeds of ``show`` per (universe, model), for the given models (the results file)."""
     from .. import metrics
 
@@ -153,7 +190,7 @@ def seed_table(results: pd.DataFrame, models: list[str], show: tuple[str, ...] =
     return metrics.mean_std(rows[["universe", "model", "seed", *show]], by=["universe", "model"])
 
 
-def ours_vs_paper(table: pd.DataFrame, universe: str, show: tuple[str, ...] = TABLE2_METRICS,
+def ours_vs_paper(table: pd.DataFrame, universe: str, show: tuple[str, ...] = OUR_METRICS,
                   paper: str = "table2") -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(Our "mean ± std" rows of a :func:`seed_table` for one universe, the paper's table for it or None)."""
     from .. import metrics
@@ -220,22 +257,154 @@ def graph_neighbours(graphs: dict[str, np.ndarray], panel: cs.Panel, focus: str,
     return out
 
 
-# --------------------------------------------------------------------------- verdict
-def verdict(daily: pd.DataFrame, cfg: Config, metric: str = "IC") -> tuple[pd.DataFrame, list[str]]:
-    """Per universe: every model against HIGSTM on daily ``metric`` (t-tests over days, seed check),
-    with the paper's claim beside it. Returns (the table, markdown lines)."""
+# --------------------------------------------------------------------------- verdicts
+def verdict(daily: pd.DataFrame, cfg: Config, metric: str = "IC",
+            reference: str = "HIGSTM") -> tuple[pd.DataFrame, list[str]]:
+    """Per universe of ``cfg``: every model against ``reference`` on daily ``metric`` (t-tests over days, seed
+    check), with the paper's claim for HIGSTM beside it. Returns (the table, markdown lines)."""
     from .. import report
 
     t2, tables, lines = paper_tables()["table2"], [], []
-    for universe, g in daily.groupby("universe", sort=False):
-        table = report.ranking_verdict(g, "HIGSTM", metric)
+    for universe in cfg.universes:
+        g = daily[daily["universe"] == universe]
+        table = report.ranking_verdict(g, reference, metric)
         tables.append(table.assign(universe=universe).set_index("universe", append=True).reorder_levels([1, 0]))
         claim = (f" The paper reports {metric} {t2.loc[(universe, 'HIGSTM'), metric]:.4f} for HIGSTM."
-                 if metric in t2 and (universe, "HIGSTM") in t2.index else "")
+                 if reference == "HIGSTM" and metric in t2 and (universe, "HIGSTM") in t2.index else "")
         lines += [f"**{universe.upper()}**.{claim}", "", *report.ranking_sentences(table), ""]
     return pd.concat(tables), lines
 
 
-__all__ = ["ABLATIONS", "BASELINES", "Config", "FEATURES", "FEATURE_NOTES", "MODELS", "NOTEBOOK", "TABLE2_METRICS",
-           "UNAVAILABLE", "beside_paper", "feature_table", "features", "focus_member", "graph_neighbours",
-           "ours_vs_paper", "paper_tables", "prepare", "rerun_baselines", "seed_table", "verdict"]
+def _pair(daily: pd.DataFrame, universe: str, a: str, b: str, metric: str) -> dict:
+    """``b`` against ``a`` (the reference) with the shared verdict rules: means, difference, paired p, verdict."""
+    from .. import report
+
+    g = daily[(daily["universe"] == universe) & daily["model"].isin([a, b])]
+    v = report.ranking_verdict(g, a, metric)
+    return {a: v.loc[a, "mean"], b: v.loc[b, "mean"], "difference": v.loc[b, "vs reference"],
+            "paired p": v.loc[b, "paired p"], "verdict": v.loc[b, "verdict"]}
+
+
+def label_table(daily: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Raw-return label against the per-day rank label, same model and seeds: IC and Rank IC of each, the
+    difference (rank minus raw), its paired p over days and the verdict (the ridge floor included)."""
+    pairs = [(m, m + RANK) for m in cfg.rank_label_models] + [FLOORS]
+    rows = []
+    for universe in cfg.universes:
+        for raw, rank in pairs:
+            for metric in ("IC", "RankIC"):
+                r = _pair(daily, universe, raw, rank, metric)
+                rows.append({"universe": universe, "model": raw.replace(" (raw label)", ""), "metric": metric,
+                             "raw label": r[raw], "rank label": r[rank], "rank - raw": r["difference"],
+                             "paired p": r["paired p"], "verdict": r["verdict"]})
+    return pd.DataFrame(rows).set_index(["universe", "model", "metric"])
+
+
+def label_sentences(table: pd.DataFrame) -> list[str]:
+    """What the label comparison shows, per model, from the table."""
+    lines = []
+    for (universe, model), g in table.groupby(level=["universe", "model"], sort=False):
+        parts = [f"{metric} {row['raw label']:+.4f} -> {row['rank label']:+.4f} (p = {row['paired p']:.2f}: "
+                 f"{'rank label ' + row['verdict'] if row['verdict'] != 'indistinguishable' else 'indistinguishable'})"
+                 for (_, _, metric), row in g.iterrows()]
+        lines.append(f"- {universe.upper()}, {model}, raw -> rank label: " + "; ".join(parts) + ".")
+    return lines
+
+
+def converged_table(daily: pd.DataFrame, histories: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Each converged model beside the same model on the book budget and the ridge floor (first universe):
+    test IC and Rank IC, epochs run, best epoch, and the verdict against the floor."""
+    universe, floor, rows = cfg.universes[0], FLOORS[0], []
+    for m in cfg.converged_models:
+        hist = histories[(histories["model"] == m + CONVERGED) & (histories["universe"] == universe)]
+        for metric in ("IC", "RankIC"):
+            budget = _pair(daily, universe, floor, m, metric)
+            conv = _pair(daily, universe, floor, m + CONVERGED, metric)
+            rows.append({"model": m, "metric": metric, "budget run": budget[m], "converged": conv[m + CONVERGED],
+                         "ridge floor": conv[floor], "converged - floor": conv["difference"],
+                         "paired p": conv["paired p"], "verdict vs floor": conv["verdict"],
+                         "epochs run": len(hist), "best epoch": int(hist.loc[hist["valid_IC"].idxmax(), "epoch"]),
+                         "stopped early": len(hist) < cfg.converged_epochs})
+    return pd.DataFrame(rows).set_index(["model", "metric"])
+
+
+def converged_sentences(table: pd.DataFrame, cfg: Config, margin: float = 0.01) -> list[str]:
+    """Does budget explain the gap to the paper? Not if the converged model stays within ``margin`` of the floor
+    (or below it); partly if it beats the floor by more (paired test over days); otherwise the data cannot tell."""
+    printed = paper_tables()["table2"]
+    claim = printed.loc[(cfg.universes[0], "HIGSTM"), "IC"] if (cfg.universes[0], "HIGSTM") in printed.index else None
+    paper_ic = f" of {claim:.4f}" if claim is not None else ""
+    lines = []
+    for model, g in table.groupby(level="model", sort=False):
+        ic = g.xs("IC", level="metric").iloc[0]
+        stop = (f"stopped after {ic['epochs run']} epochs (best: epoch {ic['best epoch']})" if ic["stopped early"]
+                else f"reached the cap of {ic['epochs run']} epochs before its stopping rule (best: epoch "
+                     f"{ic['best epoch']})")
+        gap = ic["converged"] - ic["ridge floor"]
+        lines.append(f"- {model} on every training day {stop}: test IC {ic['converged']:+.4f}, against "
+                     f"{ic['budget run']:+.4f} on the book budget and {ic['ridge floor']:+.4f} for the ridge floor "
+                     f"(difference {gap:+.4f}, paired p = {ic['paired p']:.2f}: {ic['verdict vs floor']}).")
+        if gap <= margin:
+            lines.append(f"  Trained to convergence it stays within {margin} of the linear floor or below it, so the "
+                         f"training budget does not explain the gap to the paper's IC{paper_ic}: the features, the "
+                         "label and the test year do.")
+        elif ic["verdict vs floor"].startswith("better"):
+            lines.append(f"  It beats the linear floor by more than {margin}: the book budget explains part of the "
+                         f"gap to the paper's IC{paper_ic}.")
+        else:
+            lines.append(f"  It lies {gap:.4f} above the floor, but inside the noise of one test year: this run "
+                         "cannot tell whether the budget matters.")
+    return lines
+
+
+def converged_curves(results: cs.Results, cfg: Config) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Validation IC per epoch of each converged run and the same model's budget run (first seed, first
+    universe), with the ridge floor's validation IC as the reference line."""
+    universe, seed = cfg.universes[0], cfg.seeds[0]
+    names = [n for m in cfg.converged_models for n in (m + CONVERGED, m)]
+    hist = results.histories()
+    hist = hist[(hist["universe"] == universe) & (hist["seed"] == seed) & hist["model"].isin(names)]
+    floor = results.first(FLOORS[0], universe).extras["valid_IC"]
+    ordered = pd.concat([hist[hist["model"] == n].sort_values("epoch") for n in names], ignore_index=True)
+    return ordered, {f"{FLOORS[0]}: {floor:+.4f}": floor}
+
+
+def pit_table(metrics_frame: pd.DataFrame, cfg: Config, show: tuple[str, ...] = ("IC", "RankIC", "excess_AR",
+                                                                                  "SHARPE")) -> pd.DataFrame:
+    """The models run on both universes: the 2023-12-29 list (survivorship) beside point-in-time membership,
+    mean over seeds."""
+    models = [*cfg.pit_models, *UNTRAINED]
+    rows = metrics_frame[metrics_frame["model"].isin(models)]
+    means = rows.groupby(["universe", "model"], sort=False)[list(show)].mean()
+    out = []
+    for universe in cfg.universes:
+        if universe + PIT not in means.index.get_level_values("universe"):
+            continue
+        fixed, pit = means.loc[universe].reindex(models), means.loc[universe + PIT].reindex(models)
+        both = pd.concat({"members on " + cfg.as_of: fixed, "point-in-time": pit}, axis=1)
+        out.append(both.assign(universe=universe).set_index("universe", append=True).reorder_levels([1, 0]))
+    return pd.concat(out)
+
+
+def pit_sentences(table: pd.DataFrame, cfg: Config) -> list[str]:
+    """How much survivorship flatters the test year, from the no-skill portfolio and the models' ICs."""
+    lines = []
+    fixed_col = "members on " + cfg.as_of
+    for universe, g in table.groupby(level="universe", sort=False):
+        g = g.droplevel("universe")
+        ew = g.loc[cs.UNIVERSE]
+        lines.append(f"- {universe.upper()}: the equal-weight universe earns {ew[(fixed_col, 'excess_AR')]:+.2%} a "
+                     f"year over the index with the year-end list and {ew[('point-in-time', 'excess_AR')]:+.2%} "
+                     "with point-in-time members.")
+        ic = [f"{m} {g.loc[m, (fixed_col, 'IC')]:+.4f} -> {g.loc[m, ('point-in-time', 'IC')]:+.4f}"
+              for m in g.index if m != cs.UNIVERSE and np.isfinite(g.loc[m, ("point-in-time", "IC")])]
+        lines.append("  IC, year-end list -> point-in-time: " + "; ".join(ic) + ".")
+    return lines
+
+
+__all__ = ["ABLATIONS", "BASELINES", "CONVERGED", "Config", "FEATURES", "FEATURE_NOTES", "FLOORS", "MODELS",
+           "NOTEBOOK", "OUR_METRICS", "PIT", "RANK", "TABLE2_METRICS", "TRAINED", "UNAVAILABLE", "UNTRAINED",
+           "beside_paper", "converged_config", "converged_curves", "converged_sentences", "converged_table",
+           "feature_table", "features", "focus_member", "graph_neighbours", "label_sentences", "label_table",
+           "ours_vs_paper", "paper_tables", "pit_sentences", "pit_table", "prepare", "prepare_point_in_time",
+           "rank_label_config", "rerun_baselines", "seed_table", "verdict"]

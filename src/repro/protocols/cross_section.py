@@ -498,6 +498,7 @@ def floor_run(experiment: Experiment, cfg: Config, label: str = "raw") -> ModelR
     scores = np.where(panel.exists[parts["test"]], model.predict(panel.scaled(parts["test"])), np.nan)
     run = _untrained_run(FLOOR.format(label), experiment, cfg, scores)
     run.extras["coef"] = pd.Series(model.coef_, index=panel.features, name=run.name)
+    run.extras["valid_IC"] = mean_ic(model.predict(panel.scaled(parts["valid"])), panel, parts["valid"])
     return run
 
 
