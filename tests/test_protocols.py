@@ -167,6 +167,10 @@ def test_a_return_across_a_suspension_is_earned_on_the_day_trading_resumes():
     res = cs.bt.run_backtest(scores, pd.DataFrame(returns, index=prices.dates, columns=prices.codes), top=1,
                              hold=4, buy_cost=0.0, sell_cost=0.0)
     assert res.positions["net_return"].tolist() == pytest.approx([0.2], abs=1e-6)
+    # S0's resumption counts; S1 trading from its second day on does not (that is a listing, no suspension)
+    later_listing = np.array([[np.nan], [np.nan], [0.1], [0.2], [0.0], [0.0]], np.float32)
+    panel = dataclasses.replace(planted_panel(days=6, stocks=1), returns=np.hstack([returns[:, :1], later_listing]))
+    assert panel.resumptions() == 1
 
 
 def test_the_ridge_floor_is_fitted_on_training_days_only_and_finds_the_planted_signal():

@@ -164,6 +164,12 @@ class Panel:
             self._rank = linear.rank_label(self.label, self.exists)
         return self._rank
 
+    def resumptions(self) -> int:
+        """Stock-days whose return spans a suspension: traded, not traded the day before, traded earlier."""
+        traded = np.isfinite(self.returns)
+        earlier = np.maximum.accumulate(traded, axis=0)
+        return int((traded[2:] & ~traded[1:-1] & earlier[:-2]).sum())
+
     def scaled(self, days: np.ndarray) -> np.ndarray:
         """Day-t features of ``days`` (len(days), stocks, features), scaled, missing values at the mean (0)."""
         x = self.x[days]
