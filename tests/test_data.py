@@ -566,3 +566,11 @@ def test_window_bounds_just_past_the_data_are_accepted():
     # more than a week past the data is a mistake worth reporting
     with pytest.raises(DateRangeError, match=r"2012-09-04\.\.2017-09-01"):
         stocknet.prices("AAPL", end="2017-09-15")
+
+
+def test_stocknet_thin_volume_days_are_googs_when_issued_rows_before_the_split():
+    thin = stocknet.thin_volume_days(["AAPL", "AMZN", "GOOG", "MSFT"])
+    assert thin.index.get_level_values("ticker").unique().tolist() == ["GOOG"]
+    assert [d.strftime("%m-%d") for d in thin.index.get_level_values("date")] == [
+        "03-27", "03-28", "03-31", "04-01", "04-02"]
+    assert (thin["volume"] < 0.05 * thin["usual_volume"]).all() and thin.loc[("GOOG", "2014-03-27"), "volume"] == 13100

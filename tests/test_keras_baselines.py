@@ -3,6 +3,7 @@ and the Keras models."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -57,8 +58,9 @@ def test_dataset_is_chronological_purged_and_scaled_on_training_rows():
     assert ds.split.table().loc[:, "start"].tolist()[0] == pd.Timestamp("2015-01-02").date()
     assert int(fit.sum()) == 2 * (77 - 4 - 1) and int(val.sum()) == 2 * (19 - 1) and int(test.sum()) == 2 * (24 - 1)
     for t, sc in ds.feature_scalers.items():
-        assert sc.fitted_dates[1] < ds.split.valid[1]  # only rows whose target is inside training
         raw = table.loc[t, FEATURES]
+        # only rows whose target is inside the training part: not the validation part, not the test part
+        assert sc.fitted_dates[1] == raw.index[raw.index < ds.split.train[1]][-1]
         rows = raw.loc[: sc.fitted_dates[1]]
         np.testing.assert_allclose(sc.center_, rows.mean().to_numpy(), rtol=1e-12)
     # every window holds exactly the 5 scaled rows ending at its decision date
@@ -107,11 +109,19 @@ def test_score_per_ticker_mean_and_pooled():
         pf.score(ds, pred[:-1])
 
 
-def test_skill_against_persistence():
-    scores = pd.DataFrame({"experiment": "e", "model": ["persistence (close)", "m", "m"], "seed": [-1, 0, 1],
-                           "ticker": "mean", "MSE": [2.0, 1.0, 3.0]})
-    assert pf.skill(scores).loc[("e", "m"), "MSE skill vs persistence"] == pytest.approx(0.0)
-    assert pf.skill(scores).loc[("e", "persistence (close)")].item() == 0.0
+def test_skill_is_computed_per_ticker_so_a_high_priced_ticker_does_not_dominate():
+    # CHEAP (price ~50): the model halves persistence's error; DEAR (~600): it is 10% worse.
+    rows = [("persistence (close)", -1, "CHEAP", 1.0), ("persistence (close)", -1, "DEAR", 100.0),
+            ("m", 0, "CHEAP", 0.5), ("m", 0, "DEAR", 110.0), ("m", 1, "CHEAP", 0.5), ("m", 1, "DEAR", 110.0),
+            ("m", 0, "mean", 55.25), ("m", 0, "pooled", 55.25)]  # summary rows are ignored
+    scores = pd.DataFrame(rows, columns=["model", "seed", "ticker", "MSE"]).assign(experiment="e")
+    table = pf.skill(scores)
+    # per ticker: +0.5 and -0.1, mean +0.2; the dollar-averaged ratio would say 1 - 55.25 / 50.5 = -0.094
+    assert table.loc[("e", "m"), "MSE skill vs persistence"] == pytest.approx(0.2)
+    assert table.loc[("e", "m"), "std over seeds"] == pytest.approx(0.0)
+    assert table.loc[("e", "persistence (close)"), "MSE skill vs persistence"] == 0.0
+    per_ticker = pf.skill_per_ticker(scores)
+    assert per_ticker.loc[("e", "m")].to_dict() == pytest.approx({"CHEAP": 0.5, "DEAR": -0.1})
 
 
 # --------------------------------------------------------------------------- real data
@@ -140,6 +150,58 @@ def test_tweet_features_count_every_tweet_but_score_a_sample():
     assert feats["trend"].between(0, 100).all() and feats["trend"].max() == 100
     assert feats["weekly_sentiment_score"].between(-1, 1).all()
     assert kb.tweet_span(items) == (pd.Timestamp("2014-01-01"), pd.Timestamp("2016-03-31"))
+    # a window without a scored tweet is unknown, not neutral
+    silent = feats["sentiment_known"] == 0
+    assert silent.any() and (feats.loc[silent, "weekly_sentiment_score"] == 0).all()
+    assert set(feats["sentiment_known"].unique()) == {0.0, 1.0}
+
+
+@needs_mirror
+def test_a_ticker_without_tweets_runs_on_prices_and_says_so():
+    cfg, notes = kb.resolve_text(kb.Config(tickers=["GMRE"]))
+    assert cfg.experiments == ["numeric_full"] and not kb.needs_text(cfg)
+    assert notes == ["No tweets upstream for GMRE: the experiments that need them (numeric, sentiment) are "
+                     "replaced by numeric_full (prices and macro data over the whole price span)."]
+    data = kb.datasets(cfg, kb.daily_table(cfg.tickers), kb.periods(cfg, None))
+    assert list(data) == ["numeric_full"] and set(data["numeric_full"].ticker) == {"GMRE"}
+    assert (data["numeric_full"].part == "test").sum() > 50
+    # with a ticker that has tweets, the text experiments pool that one only
+    mixed, notes = kb.resolve_text(kb.Config(tickers=["AAPL", "GMRE"]))
+    assert mixed.experiments == ["numeric", "sentiment"] and mixed.text_tickers == ["AAPL"]
+    assert notes == ["No tweets upstream for GMRE: the experiments that need them (numeric, sentiment) pool AAPL "
+                     "only."]
+    table = kb.daily_table(mixed.tickers).assign(trend=0.0, weekly_sentiment_score=0.0, sentiment_known=0.0)
+    period = {"numeric": ("2014-01-02", "2015-12-31"), "sentiment": ("2014-01-02", "2015-12-31")}
+    assert {name: set(ds.ticker) for name, ds in kb.datasets(mixed, table, period).items()} == {
+        "numeric": {"AAPL"}, "sentiment": {"AAPL"}}
+
+
+def test_the_sentiment_effect_is_paired_on_the_hyperparameters_tuned_without_it(monkeypatch):
+    numeric = make_dataset(synthetic_table())
+    data = {"numeric": dataclasses.replace(numeric, name="numeric"),
+            "sentiment": dataclasses.replace(numeric, name="sentiment")}
+    tuned = pf.Tuned({("numeric", "cnn"): {"filters": 8}, ("sentiment", "cnn"): {"filters": 64}}, pd.DataFrame())
+    used = []
+
+    def fake_fit(model, values, cfg, without=(), label=None):
+        used.append(values)
+
+        def fit(ds, seed):  # exact with the column, off by a seeded error without it
+            test = ds.mask("test")
+            noise = 0.0 if ds.name == kb.SAME_HP else np.random.default_rng(seed).normal(0, 0.5, int(test.sum()))
+            return pf.Fitted({label or model: ds.y[test] + noise}, 1)
+        return fit
+
+    monkeypatch.setattr(kb, "keras_fit", fake_fit)
+    cfg = kb.Config(models=["cnn"], seeds=[0, 1])
+    collector = pf.Collector()
+    collector.add(*pf.fit_seeds(data["numeric"], fake_fit("cnn", {}, cfg), cfg.seeds))
+    used.clear()
+    verdict = kb.same_hp_sentiment(cfg, data, tuned, collector)
+    assert used == [{"filters": 8}]  # numeric's hyper-parameters, not sentiment's
+    assert verdict.index.tolist() == [("cnn", "AAA"), ("cnn", "BBB")]
+    assert (verdict["verdict"] == "better").all() and (verdict["MSE"] < 1e-12).all()
+    assert kb.same_hp_sentiment(kb.Config(models=["cnn"], experiments=["sentiment"]), data, tuned, collector) is None
 
 
 # --------------------------------------------------------------------------- ARIMA

@@ -87,6 +87,19 @@ def prices_panel(tickers_: Iterable[str] | None = None, start: object = None, en
     return panel
 
 
+def thin_volume_days(tickers_: Iterable[str], share: float = 0.05, window: int = 20) -> pd.DataFrame:
+    """Rows whose volume is below ``share`` of the ticker's median volume over the previous ``window`` days:
+    not a normal session (e.g. GOOG's class C shares traded when-issued before the 2014-04-03 split)."""
+    rows = []
+    for t in _check_tickers(tickers_):
+        px = prices(t)
+        usual = px["volume"].rolling(window, min_periods=window).median().shift(1)  # days before, not the day
+        thin = px[px["volume"] < share * usual]
+        rows.append(thin.assign(ticker=t, usual_volume=usual[thin.index]))
+    out = pd.concat(rows).reset_index().set_index(["ticker", "date"])
+    return out[["open", "high", "low", "close", "volume", "usual_volume"]]
+
+
 # --------------------------------------------------------------------------- tweets
 def _tweet_files(kind: str, ticker: str) -> FileSet:
     folder = f"tweet/{kind}/{ticker}/"
@@ -161,6 +174,11 @@ def _digest_key(kind: str, ticker: str) -> str:
     return SOURCE.expected(up.location(f"tweet/{kind}/{ticker}/"))[:16]
 
 
+def tweet_tickers(raw: bool = False) -> list[str]:
+    """The tickers with tweets upstream: raw ones (with follower counts) for five, preprocessed for all but GMRE."""
+    return list(RAW_TWEET_TICKERS) if raw else [t for t in tickers() if t != "GMRE"]
+
+
 def tweets(
     tickers_: str | Iterable[str] | None = None,
     start: object = None,
@@ -176,11 +194,8 @@ def tweets(
     Preprocessed tweets are lower-cased tokens joined by spaces (URLs -> "URL").
     """
     kind = "raw" if raw else "preprocessed"
-    if tickers_ is None:
-        names = list(RAW_TWEET_TICKERS) if raw else [t for t in tickers() if t != "GMRE"]
-    else:
-        names = _check_tickers(tickers_)
-    valid = RAW_TWEET_TICKERS if raw else [t for t in tickers() if t != "GMRE"]
+    valid = tweet_tickers(raw)
+    names = list(valid) if tickers_ is None else _check_tickers(tickers_)
     for name in names:
         if name not in valid:
             hint = (

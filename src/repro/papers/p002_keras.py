@@ -16,6 +16,7 @@ scored tweets ([002] section 3), and runs the section-4 protocol without look-ah
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import ClassVar
@@ -32,22 +33,29 @@ from . import tables as _tables
 
 NOTEBOOK = "01_keras_baselines"
 PAPER_TICKERS = ("AAPL", "AMZN", "GOOG", "MSFT")
-PRICE_FEATURES = ["open", "high", "low", "close", "adj_close", "volume"]
+#: The paper's price columns but ``adj_close``: Yahoo's adjusted close is rescaled at download time for every
+#: later dividend, so a row's value depends on what happened after it (and equals ``close`` for GOOG and AMZN).
+PRICE_FEATURES = ["open", "high", "low", "close", "volume"]
 MACRO_FEATURES = list(wdi.INDICATORS)
 TARGET = "next_open"
 
 #: The experiments: which columns each sees (all on the dates with tweets but ``numeric_full``).
 FEATURE_SETS = {
     "numeric": PRICE_FEATURES + MACRO_FEATURES + ["trend"],
-    "sentiment": PRICE_FEATURES + MACRO_FEATURES + ["trend", "weekly_sentiment_score"],
+    "sentiment": PRICE_FEATURES + MACRO_FEATURES + ["trend", "weekly_sentiment_score", "sentiment_known"],
     "numeric_full": PRICE_FEATURES + MACRO_FEATURES,
 }
+#: Experiments that need tweets (their period is the tweets' and they use the tweet-count attention score).
+TEXT_EXPERIMENTS = ("numeric", "sentiment")
 #: Protocol variants of the BiLSTM (paper's hyper-parameters): what the paper's order of operations is worth.
 PROTOCOL_VARIANTS = {"scaler_fit_all": dict(scaler_fit="all"), "return_target": dict(target="return")}
 #: Our model names for the paper's rows.
 PAPER_NAMES = {"ARIMA": "ARIMA multi_step/test", "BiLSTM": "bilstm", "CNN": "cnn", "Transformer": "transformer",
                "BERT-inspired": "bert", "Hybrid": "hybrid"}
 PAPER_SETTINGS = {"numeric": "numeric", "with sentiment": "sentiment", "both": "sentiment"}
+#: The sentiment experiment fitted with the hyper-parameters tuned without sentiment (the paired comparison).
+SAME_HP = "sentiment, numeric's hyper-parameters"
+LEAKY_WEEK, TRAILING = "sentiment, calendar week (leaks)", "sentiment, trailing days"
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,17 @@ class Config(pf.Config):
                                  minimum=0)
     arima_max_order: int = param(3, "ARIMA grid p, d, q in 1..arima_max_order", paper=3, minimum=1)
     ablation: bool = param(True, "the hybrid without CNN / BiLSTM / attention / GBR (paper Table 2)")
+    ablation_seeds: list[int] = param([0], "seeds of the hybrid ablation", paper="not stated")
+    same_hp_sentiment: bool = param(True, "fit the sentiment experiment with the numeric experiment's "
+                                    "hyper-parameters too (the paired effect of the feature alone)")
+    calendar_week: bool = param(True, "the BiLSTM (paper's hyper-parameters) with the paper's calendar-week "
+                                "sentiment, which includes days after t, beside the trailing one")
+    converged_models: list[str] = param(["bilstm"], "networks (of models) also trained until the validation loss "
+                                        "stops improving, on returns and on levels", choices=keras_nets.MODELS)
+    converged_tickers: list[str] | None = param(None, "tickers of the converged check, fitted together (None: "
+                                                "the first of tickers)")
+    converged_epochs: int = param(300, "epochs at most of the converged check", minimum=1)
+    converged_patience: int = param(10, "early-stopping patience of the converged check", minimum=1)
     protocol_variants: list[str] = param(list(PROTOCOL_VARIANTS), "the BiLSTM (paper's hyper-parameters) under "
                                          "other protocols", choices=PROTOCOL_VARIANTS)
     window_sweep: list[int] = param([], "e.g. [3, 5, 10, 20, 30, 50]: the BiLSTM per window size")
@@ -86,10 +105,41 @@ class Config(pf.Config):
             raise ParameterError(f"plot_ticker {self.plot_ticker!r} is not one of tickers {self.tickers}")
         if not self.experiments:
             raise ParameterError("experiments is empty: choose from " + ", ".join(FEATURE_SETS))
+        outside = [t for t in self.converged_tickers or [] if t not in self.tickers]
+        if self.converged_models and outside:
+            raise ParameterError(f"converged_tickers {outside} are not among tickers {self.tickers}")
 
     @property
     def shown_ticker(self) -> str:
         return self.plot_ticker or self.tickers[0]
+
+    @property
+    def text_tickers(self) -> list[str]:
+        """The tickers with tweets upstream (GMRE has none)."""
+        return [t for t in self.tickers if t in stocknet.tweet_tickers()]
+
+
+def needs_text(cfg: Config) -> bool:
+    return any(e in TEXT_EXPERIMENTS for e in cfg.experiments)
+
+
+def resolve_text(cfg: Config) -> tuple[Config, list[str]]:
+    """The config to run when some tickers have no tweets, with sentences that say what changed.
+
+    Without any ticker with tweets the text experiments become ``numeric_full`` (prices and
+    macro data over the whole price span); with some, the text experiments pool only those.
+    """
+    missing = [t for t in cfg.tickers if t not in cfg.text_tickers]
+    text = [e for e in cfg.experiments if e in TEXT_EXPERIMENTS]
+    if not missing or not text:
+        return cfg, []
+    if cfg.text_tickers:
+        return cfg, [f"No tweets upstream for {', '.join(missing)}: the experiments that need them "
+                     f"({', '.join(text)}) pool {', '.join(cfg.text_tickers)} only."]
+    kept = list(dict.fromkeys([e for e in cfg.experiments if e not in TEXT_EXPERIMENTS] or ["numeric_full"]))
+    return dataclasses.replace(cfg, experiments=kept), [
+        f"No tweets upstream for {', '.join(missing)}: the experiments that need them ({', '.join(text)}) are "
+        f"replaced by {', '.join(kept)} (prices and macro data over the whole price span)."]
 
 
 # --------------------------------------------------------------------------- the daily table
@@ -168,6 +218,7 @@ def add_text_features(table: pd.DataFrame, items: pd.DataFrame, sentiment_window
     scored = items[items["score"].notna()]
     total, scored_count = daily_totals(scored, calendar, tickers)
     _, count = daily_totals(items.assign(one=1.0), calendar, tickers, value="one")  # every tweet counts
+    known = scored_count.rolling(sentiment_window, min_periods=1).sum() > 0  # "no tweets" is not "neutral"
     if weekly == "trailing":
         sent = trailing_mean(total, scored_count, sentiment_window)
     elif weekly == "calendar_week":
@@ -180,6 +231,7 @@ def add_text_features(table: pd.DataFrame, items: pd.DataFrame, sentiment_window
     stacked = lambda f: f.stack().reorder_levels([1, 0]).rename_axis(["ticker", "date"])  # noqa: E731
     out["weekly_sentiment_score"] = stacked(sent).reindex(out.index).to_numpy()
     out["trend"] = stacked(trend.fillna(0.0)).reindex(out.index).to_numpy()
+    out["sentiment_known"] = stacked(known.astype(float)).reindex(out.index).to_numpy()
     out["tweets_known"] = stacked(count).reindex(out.index).to_numpy()
     return out
 
@@ -190,8 +242,10 @@ def tweet_span(items: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     return spans["min"].max(), spans["max"].min()
 
 
-def periods(cfg: Config, items: pd.DataFrame) -> dict[str, tuple]:
+def periods(cfg: Config, items: pd.DataFrame | None) -> dict[str, tuple]:
     """Each experiment's date range: the days every ticker has tweets (within start..end), or start..end."""
+    if items is None:
+        return {"numeric_full": (cfg.start, cfg.end)}
     first, last = tweet_span(items)
     first = max(first, pd.Timestamp(cfg.start)) if cfg.start else first
     last = min(last, pd.Timestamp(cfg.end)) if cfg.end else last
@@ -200,8 +254,10 @@ def periods(cfg: Config, items: pd.DataFrame) -> dict[str, tuple]:
 
 def datasets(cfg: Config, table: pd.DataFrame, period: dict[str, tuple]) -> dict[str, pf.Dataset]:
     """The windows of each experiment, split 80/20 by date with validation from the end of training."""
-    return {name: pf.make_dataset(name, table, FEATURE_SETS[name], TARGET, cfg.window, *period[name],
-                                  target=cfg.target) for name in cfg.experiments}
+    text_rows = table.index.get_level_values("ticker").isin(cfg.text_tickers)
+    return {name: pf.make_dataset(name, table[text_rows] if name in TEXT_EXPERIMENTS else table,
+                                  FEATURE_SETS[name], TARGET, cfg.window, *period[name], target=cfg.target)
+            for name in cfg.experiments}
 
 
 # --------------------------------------------------------------------------- baselines and networks
@@ -278,7 +334,7 @@ def hybrid_ablation(cfg: Config, data: dict[str, pf.Dataset], tuned: pf.Tuned, s
     for name in cfg.experiments:
         for part in ("cnn", "bilstm", "attention"):
             fit = keras_fit("hybrid", tuned.best[(name, "hybrid")], cfg, without=(part,), label=f"hybrid w/o {part}")
-            p, s = pf.fit_seeds(data[name], fit, cfg.seeds)
+            p, s = pf.fit_seeds(data[name], fit, cfg.ablation_seeds)
             keep_p, keep_s = ~p["model"].str.endswith("w/o GBR"), ~s["model"].str.endswith("w/o GBR")
             parts.append(collector.add(p[keep_p], s[keep_s], main=False))
     table = pd.concat([scores[scores["model"].str.startswith("hybrid")], *parts], ignore_index=True)
@@ -307,6 +363,126 @@ def protocol_variants(cfg: Config, table: pd.DataFrame, data: dict[str, pf.Datas
     sentence = ("Per-ticker R² of the BiLSTM (paper's hyper-parameters), mean over seeds -- " + "; ".join(said)
                 + f". Persistence: {persistence_r2:.3f}.")
     return pf.summarise(rows, ("MAE", "MSE", "MAPE", "R2")), sentence
+
+
+def same_hp_sentiment(cfg: Config, data: dict[str, pf.Dataset], tuned: pf.Tuned, collector: pf.Collector
+                      ) -> pd.DataFrame | None:
+    """Every network on the sentiment experiment with the hyper-parameters tuned on ``numeric``, same seeds and
+    days: with and without the column, only the column differs. Per ticker, Diebold-Mariano (:data:`SAME_HP`
+    against ``numeric``; "better": smaller squared error with sentiment)."""
+    from .. import report
+
+    if not (cfg.same_hp_sentiment and {"numeric", "sentiment"} <= set(cfg.experiments)):
+        return None
+    ds = dataclasses.replace(data["sentiment"], name=SAME_HP)
+    collector.add(*pf.baseline_scores(ds, pf.persistence_predictions(ds)), main=False)
+    for model in cfg.models:
+        collector.add(*pf.fit_seeds(ds, keras_fit(model, tuned.best[("numeric", model)], cfg), cfg.seeds),
+                      main=False)
+    return report.variant_verdict(collector.predictions(), SAME_HP, "numeric")
+
+
+def calendar_week_variant(cfg: Config, table: pd.DataFrame, items: pd.DataFrame, data: dict[str, pf.Dataset],
+                          period: dict[str, tuple], collector: pf.Collector) -> pd.DataFrame | None:
+    """The BiLSTM (paper's hyper-parameters) with the paper's calendar-week sentiment (which averages tweets of
+    days after t) against the trailing one, same seeds and days: what the leak is worth, per ticker."""
+    from .. import report
+
+    if not (cfg.calendar_week and "sentiment" in cfg.experiments and "bilstm" in cfg.models):
+        return None
+    leaky = add_text_features(table, items, cfg.sentiment_window, cfg.trend_window, weekly="calendar_week")
+    text_rows = leaky.index.get_level_values("ticker").isin(cfg.text_tickers)
+    fit = keras_fit("bilstm", keras_nets.PAPER_BEST["bilstm"], cfg, label="bilstm (paper hp)")
+    for ds in (pf.make_dataset(LEAKY_WEEK, leaky[text_rows], FEATURE_SETS["sentiment"], TARGET, cfg.window,
+                               *period["sentiment"], target=cfg.target),
+               dataclasses.replace(data["sentiment"], name=TRAILING)):
+        collector.add(*pf.fit_seeds(ds, fit, cfg.seeds), main=False)
+    return report.variant_verdict(collector.predictions(), LEAKY_WEEK, TRAILING)
+
+
+def converged_check(cfg: Config, table: pd.DataFrame, period: dict[str, tuple], tuned: pf.Tuned,
+                    collector: pf.Collector) -> pd.DataFrame | None:
+    """Each of ``converged_models`` (tuned hyper-parameters of the first experiment) on ``converged_tickers``,
+    trained with the run's epoch budget and until the validation loss stops improving (``converged_epochs``,
+    ``converged_patience``), on returns and on levels; every one against persistence per ticker
+    (Diebold-Mariano), with the epochs it ran."""
+    from .. import report
+
+    models = [m for m in cfg.converged_models if m in cfg.models]  # tuned in this run
+    if not models:
+        return None
+    base = cfg.experiments[0]
+    longer = dataclasses.replace(cfg, max_epochs=cfg.converged_epochs, patience=cfg.converged_patience)
+    rows = table[table.index.get_level_values("ticker").isin(cfg.converged_tickers or cfg.tickers[:1])]
+    epochs, labels = [], [pf.PERSISTENCE]
+    for target in ("return", "level"):
+        ds = pf.make_dataset(f"converged check, {target} target", rows, FEATURE_SETS[base], TARGET, cfg.window,
+                             *period[base], target=target)
+        collector.add(*pf.baseline_scores(ds, pf.persistence_predictions(ds)), main=False)
+        for model in models:
+            for run_cfg, how in ((cfg, f"{cfg.max_epochs} epochs at most"), (longer, "converged")):
+                labels.append(f"{model} ({how})")
+                fit = keras_fit(model, tuned.best[(base, model)], run_cfg, label=labels[-1])
+                scores = collector.add(*pf.fit_seeds(ds, fit, cfg.seeds), main=False)
+                epochs.append(scores.groupby(["experiment", "model"])["epochs"].mean())
+    preds = collector.predictions()
+    mine = preds["experiment"].str.startswith("converged check") & preds["model"].isin(labels)
+    verdict = report.point_verdict(preds[mine], pf.PERSISTENCE)
+    ran = pd.concat(epochs).rename("epochs (mean over seeds)")
+    return verdict.join(ran, on=["experiment", "model"])
+
+
+def converged_sentences(check: pd.DataFrame) -> list[str]:
+    """Whether training longer lets a network tie or beat persistence, from :func:`converged_check`."""
+    lines = []
+    for (experiment, model), g in check.groupby(level=["experiment", "model"], sort=False):
+        verdicts = ", ".join(f"{t}: skill {row['skill']:+.3f}, {row['verdict']}"
+                             for (_, _, t), row in g.iterrows())
+        lines.append(f"- {experiment}, **{model}** ({g['epochs (mean over seeds)'].iloc[0]:.0f} epochs on average): "
+                     f"{verdicts}.")
+    converged = check[check.index.get_level_values("model").str.endswith("(converged)")]
+    words = converged["verdict"].str.split(" ").str[0]
+    if len(converged) and (words != "worse").all():
+        lines.append("- Trained until the validation loss stops improving, it ties or beats persistence in every "
+                     "case: the budget explains the gap.")
+    elif len(converged):
+        still = sorted({e.split(", ")[1] for e in converged.index.get_level_values("experiment")[words == "worse"]})
+        lines.append("- Trained until the validation loss stops improving, it still loses to persistence with the "
+                     f"{' and the '.join(still)}: the budget does not explain the gap there.")
+    return lines
+
+
+def price_ranges(data: dict[str, pf.Dataset], experiment: str) -> pd.DataFrame:
+    """Per ticker: the training part's range of the target price, the test part's, and the share of test
+    targets outside the training range (which a level-trained network must extrapolate to)."""
+    ds = data[experiment]
+    rows = {}
+    for ticker in sorted(set(ds.ticker)):
+        train = ds.y_raw[(ds.ticker == ticker) & (ds.part == "train")]
+        test = ds.y_raw[(ds.ticker == ticker) & (ds.part == "test")]
+        rows[ticker] = {"train min": train.min(), "train max": train.max(), "test min": test.min(),
+                        "test max": test.max(), "test outside train range": float(np.mean((test > train.max())
+                                                                                         | (test < train.min())))}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("ticker")
+
+
+def range_sentences(ranges: pd.DataFrame, skill_per_ticker: pd.DataFrame, experiment: str,
+                    models: list[str]) -> list[str]:
+    """Which tickers' test prices leave the training range, and whether the networks lose to persistence on
+    the tickers whose prices stay inside it (then extrapolation does not explain the loss)."""
+    out = ranges["test outside train range"]
+    leave = [f"{t} ({v:.0%} of test days)" for t, v in out.items() if v > 0]
+    inside = [t for t, v in out.items() if v == 0]
+    lines = ["- Test prices outside the training range: " + (", ".join(leave) if leave else "none") + "; inside it: "
+             + (", ".join(inside) if inside else "none") + "."]
+    if inside:
+        sk = skill_per_ticker.loc[experiment].reindex(index=models, columns=inside)
+        lo, hi = np.nanmin(sk.to_numpy()), np.nanmax(sk.to_numpy())
+        verdict = ("so extrapolation does not explain their loss" if hi < 0 else
+                   "so on those tickers some network does as well as persistence or better")
+        lines.append(f"- On {', '.join(inside)}, whose test prices stay inside the training range, the networks' MSE "
+                     f"skill against persistence ranges from {lo:+.3f} to {hi:+.3f} ({experiment}), {verdict}.")
+    return lines
 
 
 def window_sweep(cfg: Config, table: pd.DataFrame, period: dict[str, tuple], collector: pf.Collector
@@ -386,18 +562,25 @@ def verdict(predictions: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, list[
              "- Networks that beat persistence on at least one ticker: "
              + (", ".join(beating) if beating else "none") + "."]
     if {"numeric", "sentiment"} <= set(cfg.experiments):
-        effect = report.variant_verdict(predictions[predictions["model"].isin(cfg.models)], "sentiment", "numeric")
+        paired = SAME_HP in set(predictions["experiment"])
+        with_ = SAME_HP if paired else "sentiment"
+        effect = report.variant_verdict(predictions[predictions["model"].isin(cfg.models)], with_, "numeric")
         changed = effect[effect["verdict"] != "indistinguishable"]
-        lines.append("- With the sentiment column against without (same network, seeds and days), the squared error "
-                     f"differs on {len(changed)} of {len(effect)} (network, ticker) pairs"
+        how = ("same network, hyper-parameters, seeds and days" if paired else
+               "same network, seeds and days, but hyper-parameters tuned separately")
+        lines.append(f"- With the sentiment column against without ({how}), the squared error differs on "
+                     f"{len(changed)} of {len(effect)} (network, ticker) pairs"
                      + (": " + ", ".join(f"{m} on {t} ({v})" for (m, t), v in changed["verdict"].items())
                         if len(changed) else "") + ".")
     return table, lines
 
 
 __all__ = [
-    "Config", "FEATURE_SETS", "MACRO_FEATURES", "NOTEBOOK", "PAPER_TICKERS", "PRICE_FEATURES", "PROTOCOL_VARIANTS",
-    "TARGET", "add_text_features", "baselines", "best_hyperparameters", "coverage", "daily_table", "datasets",
-    "final_fits", "hybrid_ablation", "hyperparameter_table", "keras_fit", "model_lines", "paper_comparison",
-    "paper_tables", "periods", "protocol_variants", "tuner", "tweet_items", "tweet_span", "verdict", "window_sweep",
+    "Config", "FEATURE_SETS", "LEAKY_WEEK", "MACRO_FEATURES", "NOTEBOOK", "PAPER_TICKERS", "PRICE_FEATURES",
+    "PROTOCOL_VARIANTS", "SAME_HP", "TARGET", "TEXT_EXPERIMENTS", "TRAILING", "add_text_features", "baselines",
+    "best_hyperparameters", "calendar_week_variant", "converged_check", "converged_sentences", "coverage",
+    "daily_table", "datasets", "final_fits", "hybrid_ablation", "hyperparameter_table", "keras_fit", "model_lines",
+    "needs_text", "paper_comparison", "paper_tables", "periods", "price_ranges", "protocol_variants",
+    "range_sentences", "resolve_text", "same_hp_sentiment", "tuner", "tweet_items", "tweet_span", "verdict",
+    "window_sweep",
 ]

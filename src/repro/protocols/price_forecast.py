@@ -128,7 +128,7 @@ def make_dataset(name: str, table: pd.DataFrame, features: list[str], target_col
         keep &= dates <= pd.Timestamp(end)
     table = table[keep]
     split = split_by_fraction(table.index.get_level_values("date").unique(), train=train, valid=valid)
-    train_end = split.valid[1] if split.valid else split.train[1]
+    train_end = split.train[1]  # scalers see the training part only, not the validation part
     blocks = []
     t_scalers, f_scalers = {}, {}
     for ticker, frame in table.groupby(level="ticker", sort=True):
@@ -287,17 +287,31 @@ def summarise(scores: pd.DataFrame, metrics_: tuple[str, ...] = ("MAE", "MSE", "
     return metrics.format_mean_std(table, list(metrics_), digits).set_index(["experiment", "model"])
 
 
-def skill(scores: pd.DataFrame, reference: str = PERSISTENCE) -> pd.DataFrame:
-    """MSE skill against the persistence forecast, per experiment and model: 1 - MSE / MSE_ref.
+def _skill_rows(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """1 - MSE / MSE_ref for every (experiment, model, seed, ticker) row of ``scores``."""
+    rows = scores[~scores["ticker"].isin(["mean", "pooled"])]
+    ref = rows[rows["model"] == reference].groupby(["experiment", "ticker"])["MSE"].mean()
+    ratio = rows["MSE"].to_numpy() / ref.reindex(pd.MultiIndex.from_frame(rows[["experiment", "ticker"]])).to_numpy()
+    return rows[["experiment", "model", "seed", "ticker"]].assign(skill=1 - ratio)
 
-    Positive: the model beats persistence; negative: it does worse. Mean over seeds of the
-    ticker-averaged MSE.
+
+def skill_per_ticker(scores: pd.DataFrame, reference: str = PERSISTENCE) -> pd.DataFrame:
+    """MSE skill against ``reference`` per (experiment, model) row and ticker column, mean over seeds.
+    Scale-free, so tickers at different price levels weigh the same."""
+    rows = _skill_rows(scores, reference)
+    return rows.groupby(["experiment", "model", "ticker"], sort=False)["skill"].mean().unstack("ticker")
+
+
+def skill(scores: pd.DataFrame, reference: str = PERSISTENCE) -> pd.DataFrame:
+    """MSE skill against the persistence forecast per experiment and model: 1 - MSE / MSE_ref computed per
+    ticker and seed, averaged over tickers, then mean and std over seeds.
+
+    Positive: the model beats persistence; negative: it does worse. Never a ratio of
+    dollar errors pooled across tickers (which the highest-priced ticker would dominate).
     """
-    mean_rows = scores[scores["ticker"] == "mean"]
-    mse = mean_rows.groupby(["experiment", "model"], sort=False)["MSE"].mean()
-    ref = mse.xs(reference, level="model")
-    out = 1 - mse / ref.reindex(mse.index.get_level_values("experiment")).to_numpy()
-    return out.rename("MSE skill vs persistence").to_frame()
+    per_seed = _skill_rows(scores, reference).groupby(["experiment", "model", "seed"], sort=False)["skill"].mean()
+    by_model = per_seed.groupby(level=["experiment", "model"], sort=False)
+    return pd.DataFrame({"MSE skill vs persistence": by_model.mean(), "std over seeds": by_model.std(ddof=1)})
 
 
 def paired_effect(scores: pd.DataFrame, with_: str, without: str,
@@ -393,6 +407,7 @@ def align(ds: Dataset, frame: pd.DataFrame, part: str = "test") -> np.ndarray:
 __all__ = [
     "Collector", "Config", "Dataset", "Fit", "Fitted", "PARTS", "PERSISTENCE", "Tuned", "align", "arima_runs",
     "baseline_scores", "fit_seeds", "forecast_panels", "make_dataset", "paired_effect", "per_ticker",
-    "persistence_predictions", "prediction_frame", "predictions_and_scores", "score", "skill", "split_tables",
+    "persistence_predictions", "prediction_frame", "predictions_and_scores", "score", "skill", "skill_per_ticker",
+    "split_tables",
     "summarise", "tune_all",
 ]
