@@ -120,8 +120,15 @@ def test_p002_verdict_reports_every_network_against_persistence_and_the_sentimen
     assert table.loc[("numeric", "bilstm", "AAPL"), "verdict"] == "worse"
     assert table.loc[("numeric", "cnn", "AAPL"), "verdict"] == "indistinguishable"
     assert "- Networks that beat persistence on at least one ticker: none." in lines
-    assert lines[-1] == ("- With the sentiment column against without (same network, seeds and days), the squared "
-                         "error differs on 0 of 2 (network, ticker) pairs.")
+    assert lines[-1] == ("- With the sentiment column against without (same network, seeds and days, but "
+                         "hyper-parameters tuned separately), the squared error differs on 0 of 2 (network, ticker) "
+                         "pairs.")
+    # the paired fit on numeric's hyper-parameters is preferred when it ran: bilstm gets closer with sentiment
+    frames += [predictions(p002_keras.SAME_HP, "bilstm", [0, 1, 2], y, persistence + 1.0),
+               predictions(p002_keras.SAME_HP, "cnn", [0, 1, 2], y, persistence)]
+    _, lines = p002_keras.verdict(pd.concat(frames), cfg)
+    assert lines[-1] == ("- With the sentiment column against without (same network, hyper-parameters, seeds and "
+                         "days), the squared error differs on 1 of 2 (network, ticker) pairs: bilstm on AAPL (better).")
 
 
 def scores_frame() -> pd.DataFrame:
@@ -133,7 +140,8 @@ def scores_frame() -> pd.DataFrame:
             for seed in seeds:
                 for ticker, scale in (("AAPL", 1.0), ("MSFT", 0.5), ("mean", 0.75), ("pooled", 0.9)):
                     rows.append({"experiment": exp, "model": model, "seed": seed, "ticker": ticker,
-                                 "MAE": mae * scale + max(seed, 0), "R2": 0.9 - mae / 100})
+                                 "MAE": mae * scale + max(seed, 0), "R2": 0.9 - mae / 100,
+                                 "MAPE": (mae * scale + max(seed, 0)) / 1000})
     return pd.DataFrame(rows)
 
 
@@ -147,7 +155,8 @@ def test_p002_paper_comparison_and_model_lines_come_from_the_scores():
     assert np.isnan(table.loc["Transformer", "our pooled MAE"])  # not run
     lines = p002_keras.model_lines(scores, ["numeric", "sentiment"])
     assert lines[1] == ("- **BiLSTM** -- paper: MAE 1.413, R2 0.9973 (with sentiment). Ours (sentiment, 2 seed(s)): "
-                        "MAE 23.00, R² 0.600; persistence: MAE 2.25, R² 0.870.")  # 30 x 0.75 + seeds 0, 1
+                        "MAPE 0.0230 ± 0.0007, MAE 23.00, R² 0.600; persistence: MAPE 0.0022, MAE 2.25, R² 0.870.")
+    # MAE 30 x 0.75 + seeds 0, 1 = 22.5, 23.5; MAPE a thousandth of it, std over the two seeds 0.0007
     assert lines[3] == "- **Transformer**: not run in this profile."
 
 

@@ -526,7 +526,8 @@ def paper_comparison(scores: pd.DataFrame, experiments: list[str]) -> pd.DataFra
 
 
 def model_lines(scores: pd.DataFrame, experiments: list[str]) -> list[str]:
-    """One markdown line per paper row: the paper's numbers, ours (per-ticker means over seeds) and persistence's."""
+    """One markdown line per paper row: the paper's numbers, ours (per-ticker means, mean ± std over seeds for
+    MAPE) and persistence's."""
     means = scores[scores["ticker"] == "mean"]
     lines = []
     for title, paper in paper_tables()["results"].iterrows():
@@ -537,9 +538,10 @@ def model_lines(scores: pd.DataFrame, experiments: list[str]) -> list[str]:
             lines.append(f"- **{title}**: not run in this profile.")
             continue
         paper_txt = ", ".join(f"{k} {paper[k]:.4g}" for k in ("MAE", "R2") if pd.notna(paper[k]))
+        spread = f" ± {r['MAPE'].std(ddof=1):.4f}" if len(r) > 1 else ""
         lines.append(f"- **{title}** -- paper: {paper_txt} ({paper['setting']}). Ours ({exp}, {len(r)} seed(s)): "
-                     f"MAE {r['MAE'].mean():.2f}, R² {r['R2'].mean():.3f}; persistence: MAE {p['MAE'].mean():.2f}, "
-                     f"R² {p['R2'].mean():.3f}.")
+                     f"MAPE {r['MAPE'].mean():.4f}{spread}, MAE {r['MAE'].mean():.2f}, R² {r['R2'].mean():.3f}; "
+                     f"persistence: MAPE {p['MAPE'].mean():.4f}, MAE {p['MAE'].mean():.2f}, R² {p['R2'].mean():.3f}.")
     return lines
 
 
