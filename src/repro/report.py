@@ -205,8 +205,10 @@ def ranking_sentences(verdict: pd.DataFrame) -> list[str]:
     ref, metric, alpha = (verdict.attrs[k] for k in ("reference", "metric", "alpha"))
     r = verdict.loc[ref]
     zero = "different from zero" if r["p"] < alpha else "indistinguishable from zero"
+    noise = (f"seed std {_fmt(r['seed std'])} over {int(r['seeds'])} seed(s)" if r["seeds"] else
+             "deterministic: no training noise")
     lines = [f"- **{ref}**: {metric} {r['mean']:.4f} (t = {r['t']:.2f} over {int(r['days'])} days, p = {r['p']:.3f}: "
-             f"{zero}; seed std {_fmt(r['seed std'])} over {int(r['seeds'])} seed(s))."]
+             f"{zero}; {noise})."]
     heads = {("better", ""): f"Better than {ref} on {metric}",
              ("better", "one seed"): f"Better than {ref} on {metric} over the days, with training noise unknown "
                                      "(one seed)",

@@ -91,8 +91,9 @@ class Config(cs.Config):
     baselines: list[str] = param(list(BASELINES), "baselines trained on identical inputs", choices=BASELINES)
     ablations: list[str] = param(["w/o TIGSTM", "w/o T&GIGSTM"], "rows of Table 3 to run (the two cheapest)",
                                  paper=list(ABLATIONS), choices=ABLATIONS)
-    rank_label_models: list[str] = param(["HIGSTM", "GRU"], "models also trained on the per-day rank label, "
-                                         "same seeds", choices=TRAINED)
+    rank_label_models: list[str] = param(["HIGSTM", "GRU"], "models also trained on the per-day rank label",
+                                         choices=TRAINED)
+    rank_label_seeds: list[int] | None = param([0], "seeds of the rank-label runs (None: seeds)")
     converged_models: list[str] = param(["GRU"], "models also trained on every training day until the validation "
                                         "IC stops improving (first seed, first universe)", choices=TRAINED)
     converged_epochs: int = param(8, "epochs at most of the converged runs", minimum=1)
@@ -135,8 +136,8 @@ def prepare_point_in_time(cfg: Config, universe: str) -> cs.Experiment:
 
 
 def rank_label_config(cfg: Config) -> Config:
-    """The chapter's config with the rank label (CSRankNorm) for training; everything else unchanged."""
-    return dataclasses.replace(cfg, train_label="rank")
+    """The chapter's config with the rank label (CSRankNorm) for training and the rank-label seeds."""
+    return dataclasses.replace(cfg, train_label="rank", seeds=cfg.rank_label_seeds or cfg.seeds)
 
 
 def converged_config(cfg: Config) -> Config:
@@ -281,8 +282,9 @@ def _pair(daily: pd.DataFrame, universe: str, a: str, b: str, metric: str) -> di
 
     g = daily[(daily["universe"] == universe) & daily["model"].isin([a, b])]
     v = report.ranking_verdict(g, a, metric)
+    why = {"days": "", "seeds": " (within twice the seed s.e.)"}.get(v.loc[b, "why"], "")
     return {a: v.loc[a, "mean"], b: v.loc[b, "mean"], "difference": v.loc[b, "vs reference"],
-            "paired p": v.loc[b, "paired p"], "verdict": v.loc[b, "verdict"]}
+            "paired p": v.loc[b, "paired p"], "verdict": v.loc[b, "verdict"] + why}
 
 
 def label_table(daily: pd.DataFrame, cfg: Config) -> pd.DataFrame:
@@ -303,10 +305,10 @@ def label_table(daily: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 def label_sentences(table: pd.DataFrame) -> list[str]:
     """What the label comparison shows, per model, from the table."""
     lines = []
+    said = lambda v: v if v.startswith("indistinguishable") else "rank label " + v  # noqa: E731
     for (universe, model), g in table.groupby(level=["universe", "model"], sort=False):
         parts = [f"{metric} {row['raw label']:+.4f} -> {row['rank label']:+.4f} (p = {row['paired p']:.2f}: "
-                 f"{'rank label ' + row['verdict'] if row['verdict'] != 'indistinguishable' else 'indistinguishable'})"
-                 for (_, _, metric), row in g.iterrows()]
+                 f"{said(row['verdict'])})" for (_, _, metric), row in g.iterrows()]
         lines.append(f"- {universe.upper()}, {model}, raw -> rank label: " + "; ".join(parts) + ".")
     return lines
 
