@@ -231,6 +231,7 @@ def validation_curves(histories: pd.DataFrame, references: dict[str, float] | No
         ax.axhline(value, ls="--", lw=1.0, color="black", label=name)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel("validation IC")
     ax.legend(fontsize=8)
     fig.tight_layout()
