@@ -54,14 +54,16 @@ def test_book_has_index_and_data_chapter(built_book):
 def test_book_has_the_paper_002_chapter(built_book):
     html = (built_book / "notebooks" / "01_keras_baselines.html").read_text()
     for heading in ("Baselines: persistence and ARIMA", "Hyper-parameter search (Keras Tuner)", "Beside the paper",
-                    "Hybrid ablation (paper Table 2)", "Where an R² of 0.99 comes from", "Reproduction notes",
-                    "Verdict"):
+                    "Hybrid ablation (paper Table 2)", "Where an R² of 0.99 comes from",
+                    "weekly sentiment is worth", "Is it the budget? A converged check",
+                    "Reproduction notes", "Verdict"):
         assert heading in html, heading
     captions = re.findall(r'<span class="caption-number">Fig\. 2\.(\d+) </span>', html)
     assert [int(c) for c in captions] == [1, 2]  # sentiment series, forecast diagnostics
     assert "held-out labelled texts: Pearson r =" in html  # the scorer's held-out score is reported
     assert html.count("<table") >= 10
     assert "persistence (close)" in html and "Networks that beat persistence on at least one ticker" in html
+    assert "Test prices outside the training range:" in html  # the computed explanation
     assert "Diebold-Mariano" in html and "Settings beside the paper" in html
 
 
@@ -69,11 +71,14 @@ def test_book_has_the_paper_002_chapter(built_book):
 def test_book_has_the_paper_003_chapter(built_book):
     html = (built_book / "notebooks" / "04_higstm.html").read_text()
     for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper",
-                    "Backtest curves and daily returns",
-                    "What the graphs learned", "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
+                    "Backtest curves and daily returns", "What the graphs learned",
+                    "The label: raw returns or their rank", "Is it the budget? A converged run",
+                    "Survivorship inside the test year",
+                    "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
         assert heading in html, heading
     captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)
-    assert [int(c) for c in captions] == [1, 2, 3]  # backtest curves, box plot, graphs
+    assert [int(c) for c in captions] == [1, 2, 3, 4]  # backtest curves, box plot, graphs, validation IC
+    assert "ridge floor (raw label)" in html and "universe (equal weight)" in html
     assert "HIGSTM" in html and "momentum (yesterday's return)" in html.replace("&#x27;", "'")
     assert "Indistinguishable from HIGSTM" in html or "than HIGSTM on IC" in html  # the computed verdict
     assert html.count("<table") >= 8
