@@ -95,3 +95,26 @@ def test_book_math_renders_offline_and_execution_page(built_book):
     for nb in NOTEBOOKS:
         assert nb.stem in execution
     assert "smoke" in execution
+
+
+def test_tidy_removes_the_injected_parameters_and_collapses_logs():
+    from repro.book import tidy_notebook
+
+    def code(tags, outputs):
+        return {"cell_type": "code", "metadata": {"tags": list(tags)}, "outputs": outputs, "source": ""}
+
+    log = {"output_type": "stream", "name": "stdout", "text": "epoch 1: loss ...\n"}
+    table = {"output_type": "execute_result", "data": {"text/plain": "a table"}, "metadata": {}}
+    nb = {"cells": [code(["parameters"], []), code(["injected-parameters"], []), code([], [log]),
+                    code([], [log, table]), code([], []), {"cell_type": "markdown", "metadata": {}, "source": "x"}]}
+    tags = [c["metadata"].get("tags") for c in tidy_notebook(nb)["cells"]]
+    assert tags == [["parameters", "hide-input"], ["injected-parameters", "remove-cell"], ["hide-output"], [], [],
+                    None]
+    assert [c["metadata"].get("tags") for c in tidy_notebook(nb)["cells"]] == tags  # idempotent
+
+
+@pytest.mark.slow
+def test_book_pages_show_the_parameters_once(built_book):
+    for nb in NOTEBOOKS:
+        html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
+        assert "tag_injected-parameters" not in html and "tag_parameters" in html and "tag_hide-input" in html, nb

@@ -2,7 +2,8 @@
 
 ``python -m repro.book pages --executed book/notebooks --out book/_generated`` writes
 ``execution.md``: per notebook the profile, wall time and peak memory, and the wall
-time of each stage, read from papermill's metadata and the notebooks' ``run.json``.
+time of each stage, read from papermill's metadata and the notebooks' ``run.json``; and
+tags the executed notebooks so that they read as chapters (:func:`tidy_notebook`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,36 @@ def execution_page(executed: Path, results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tidy_notebook(nb: dict) -> dict:
+    """Tags that make an executed notebook read as a chapter, not a log (jupyter-book honours them):
+    papermill's injected-parameters cell is removed (the chapter's settings table shows this run's values),
+    the parameters cell is collapsed, and so is the output of a cell that only printed (training logs)."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        outputs = cell.get("outputs", [])
+        add = []
+        if "injected-parameters" in tags:
+            add.append("remove-cell")
+        elif "parameters" in tags:
+            add.append("hide-input")
+        elif outputs and all(o.get("output_type") == "stream" for o in outputs):
+            add.append("hide-output")
+        tags.extend(t for t in add if t not in tags)
+    return nb
+
+
+def tidy_folder(executed: Path) -> list[str]:
+    """:func:`tidy_notebook` on every executed chapter of a folder, in place (atomic writes); their names."""
+    done = []
+    for path in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
+        nb = tidy_notebook(json.loads(path.read_text(encoding="utf-8")))
+        io.write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        done.append(path.stem)
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.book")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = args.results or Path(os.environ.get("REPRO_RESULTS_DIR") or paths.project_root() / "results")
     io.write_text(args.out / "execution.md", execution_page(args.executed, results))
+    tidy_folder(args.executed)
     return 0
 
 
