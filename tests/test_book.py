@@ -118,3 +118,32 @@ def test_book_pages_show_the_parameters_once(built_book):
     for nb in NOTEBOOKS:
         html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
         assert "tag_injected-parameters" not in html and "tag_parameters" in html and "tag_hide-input" in html, nb
+
+
+def test_fact_box_states_the_runs_profile_seeds_hardware_cost_and_commit():
+    from repro.book import add_fact_box, fact_box
+
+    run = {"profile": "book", "params": {"seeds": [0, 1], "ablation_seeds": [0], "window": 16}, "data": "mirror",
+           "machine": {"cpus": 2, "cpu": "Some CPU @ 2.0GHz", "gpu": None}, "wall_s": 1155.2, "peak_mem_mb": 2587.5,
+           "git_commit": "0a51957", "started_utc": "2026-12-02T11:39:34+00:00",
+           "versions": {"python": "3.11.7", "torch": "2.13.0+cpu", "papermill": "2.7.0"}}
+    box = fact_box(run)
+    assert box.splitlines()[:2] == ["```{admonition} This run", ":class: note"]
+    assert "- **Profile** `book`; `seeds` [0, 1]; `ablation_seeds` [0] (every parameter" in box
+    assert "- **Hardware** 2 CPU cores (Some CPU @ 2.0GHz); GPU: none used." in box
+    assert "- **Cost** 1,155 s wall time, peak memory 2,588 MiB" in box
+    assert "git commit `0a51957`" in box and "python 3.11.7, torch 2.13.0+cpu." in box and "papermill" not in box
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Title"},
+                    {"cell_type": "code", "metadata": {}, "source": "x", "outputs": []}]}
+    once = add_fact_box(nb, run)
+    twice = add_fact_box(once, run)  # rebuilding the book replaces the box, never stacks a second one
+    assert [c["cell_type"] for c in twice["cells"]] == ["markdown", "markdown", "code"]
+    assert twice["cells"][1]["source"] == box
+    assert len(add_fact_box(twice, None)["cells"]) == 2  # no run record: no box
+
+
+@pytest.mark.slow
+def test_every_chapter_opens_with_its_fact_box(built_book):
+    for nb in NOTEBOOKS:
+        html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
+        assert "This run" in html and "Profile" in html and "git commit" in html and "smoke" in html, nb

@@ -3,7 +3,8 @@
 ``python -m repro.book pages --executed book/notebooks --out book/_generated`` writes
 ``execution.md``: per notebook the profile, wall time and peak memory, and the wall
 time of each stage, read from papermill's metadata and the notebooks' ``run.json``; and
-tags the executed notebooks so that they read as chapters (:func:`tidy_notebook`).
+tags the executed notebooks so that they read as chapters (:func:`tidy_notebook`), with a box of the run's
+reproducibility facts under each title (:func:`fact_box`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,46 @@ def execution_page(executed: Path, results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+FACTS_KEY = "repro_facts"
+#: Packages named in the fact box (the run records more).
+FACT_PACKAGES = ("python", "numpy", "pandas", "torch", "tensorflow", "keras", "scikit-learn", "transformers")
+
+
+def fact_box(run: dict) -> str:
+    """A MyST admonition with a run's reproducibility facts, from its ``run.json``."""
+    params, machine = run.get("params", {}), run.get("machine", {})
+    seeds = {k: v for k, v in params.items() if k == "seeds" or k.endswith("_seeds")}
+    data = {"mirror": "the offline mirror (REPRO_DATA_MIRROR)", "upstream": "downloaded from upstream"}
+    versions = ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items() if k in FACT_PACKAGES)
+    hardware = f"{machine.get('cpus', '?')} CPU cores ({machine.get('cpu') or machine.get('platform', '?')})"
+    lines = [
+        "```{admonition} This run",
+        ":class: note",
+        "",
+        f"- **Profile** `{run.get('profile')}`"
+        + ("; " + "; ".join(f"`{k}` {v}" for k, v in seeds.items()) if seeds else "")
+        + " (every parameter in the settings table below).",
+        f"- **Data** {data.get(run.get('data'), run.get('data', '?'))}.",
+        f"- **Hardware** {hardware}; GPU: {machine.get('gpu') or 'none used'}.",
+        f"- **Cost** {run.get('wall_s', float('nan')):,.0f} s wall time, peak memory "
+        f"{run.get('peak_mem_mb', float('nan')):,.0f} MiB (per stage at the end of the chapter).",
+        f"- **Code** git commit `{run.get('git_commit') or 'unknown'}`, started {run.get('started_utc', '?')}; "
+        f"{versions}.",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def add_fact_box(nb: dict, run: dict | None) -> dict:
+    """Put (or replace) the fact box right after the notebook's title cell."""
+    cells = [c for c in nb.get("cells", []) if not c.get("metadata", {}).get(FACTS_KEY)]
+    if run is not None:
+        box = {"cell_type": "markdown", "metadata": {FACTS_KEY: True}, "source": fact_box(run)}
+        cells.insert(1 if cells and cells[0].get("cell_type") == "markdown" else 0, box)
+    nb["cells"] = cells
+    return nb
+
+
 def tidy_notebook(nb: dict) -> dict:
     """Tags that make an executed notebook read as a chapter, not a log (jupyter-book honours them):
     papermill's injected-parameters cell is removed (the chapter's settings table shows this run's values),
@@ -88,11 +129,14 @@ def tidy_notebook(nb: dict) -> dict:
     return nb
 
 
-def tidy_folder(executed: Path) -> list[str]:
-    """:func:`tidy_notebook` on every executed chapter of a folder, in place (atomic writes); their names."""
+def tidy_folder(executed: Path, results: Path) -> list[str]:
+    """:func:`tidy_notebook` and :func:`add_fact_box` (from the run of the same profile in ``results``) on every
+    executed chapter of a folder, in place (atomic writes); their names."""
     done = []
     for path in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
-        nb = tidy_notebook(json.loads(path.read_text(encoding="utf-8")))
+        rec, run = _notebook_record(path), _run_record(path.stem, results)
+        same = run is not None and run.get("profile") == rec["profile"]
+        nb = add_fact_box(tidy_notebook(json.loads(path.read_text(encoding="utf-8"))), run if same else None)
         io.write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         done.append(path.stem)
     return done
@@ -108,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = args.results or Path(os.environ.get("REPRO_RESULTS_DIR") or paths.project_root() / "results")
     io.write_text(args.out / "execution.md", execution_page(args.executed, results))
-    tidy_folder(args.executed)
+    tidy_folder(args.executed, results)
     return 0
 
 

@@ -94,6 +94,25 @@ def _git_commit(root: Path | None = None) -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    """The processor's name (``model name`` of /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name() -> str | None:
+    """The CUDA device's name if this process imported torch and has one (never imports torch itself)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(0)
+
+
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -162,7 +181,8 @@ class Run:
             "files": sorted(set(self.files)),
             "git_commit": _git_commit(),
             "versions": _versions(),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": _cpu_model(),
+                        "gpu": _gpu_name()},
             "data": "mirror" if os.environ.get("REPRO_DATA_MIRROR") else "upstream",
         }
         io.write_json(self.dir / "run.json", record)
