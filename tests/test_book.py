@@ -147,3 +147,12 @@ def test_every_chapter_opens_with_its_fact_box(built_book):
     for nb in NOTEBOOKS:
         html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
         assert "This run" in html and "Profile" in html and "git commit" in html and "smoke" in html, nb
+
+
+@pytest.mark.slow
+def test_every_chapter_ends_with_exercises_and_hidden_solutions(built_book):
+    for nb in NOTEBOOKS:
+        html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
+        assert 'id="exercises"' in html, nb
+        exercises = html[html.index('id="exercises"'):]
+        assert exercises.count('<div class="dropdown admonition">\n<p class="admonition-title">Solution</p>') >= 2, nb
