@@ -156,3 +156,12 @@ def test_every_chapter_ends_with_exercises_and_hidden_solutions(built_book):
         assert 'id="exercises"' in html, nb
         exercises = html[html.index('id="exercises"'):]
         assert exercises.count('<div class="dropdown admonition">\n<p class="admonition-title">Solution</p>') >= 2, nb
+
+
+@pytest.mark.slow
+def test_teaching_page_links_the_profiles_execution_times_and_chapters(built_book):
+    html = (built_book / "teaching.html").read_text()
+    for link in ('href="reproducibility.html"', 'href="_generated/execution.html"',
+                 'href="notebooks/01_keras_baselines.html"', 'href="notebooks/04_higstm.html"'):
+        assert link in html, link
+    assert "REPRO_DATA_MIRROR" in html and "smoke" in html
