@@ -72,6 +72,14 @@ def test_dataset_is_chronological_purged_and_scaled_on_training_rows():
     assert ds.last_close[i] == pytest.approx(table.loc[(t, d), "close"])
 
 
+def test_a_date_range_without_data_names_each_tickers_span():
+    from repro.data import DateRangeError
+
+    covers = r"covers AAA: 2015-01-02\.\.2015-06-18; BBB: 2015-01-02\.\.2015-06-18\. Choose start/end inside it"
+    with pytest.raises(DateRangeError, match=r"0 rows between start=2030-01-01 .* " + covers):
+        make_dataset(synthetic_table(), start="2030-01-01", end="2030-12-31")
+
+
 def test_to_price_inverts_the_scaling_for_both_targets():
     table = synthetic_table()
     for target in ("level", "return"):

@@ -29,6 +29,7 @@ import pandas as pd
 
 from .. import metrics
 from ..config import ChapterConfig, param
+from ..data import DateRangeError
 from ..features import Scaler, make_windows, split_by_fraction
 from ..features.splits import DateSplit
 from ..models import arima, naive
@@ -126,6 +127,11 @@ def make_dataset(name: str, table: pd.DataFrame, features: list[str], target_col
         keep &= dates >= pd.Timestamp(start)
     if end is not None:
         keep &= dates <= pd.Timestamp(end)
+    if keep.sum() < 2 * (window + 2):
+        spans = pd.Series(dates).groupby(table.index.get_level_values("ticker")).agg(["min", "max"])
+        have = "; ".join(f"{t}: {a:%Y-%m-%d}..{b:%Y-%m-%d}" for t, (a, b) in spans.iterrows())
+        raise DateRangeError(f"{name}: {int(keep.sum())} rows between start={start} and end={end} are too few for "
+                             f"{window}-day windows; the data covers {have}. Choose start/end inside it.")
     table = table[keep]
     split = split_by_fraction(table.index.get_level_values("date").unique(), train=train, valid=valid)
     train_end = split.train[1]  # scalers see the training part only, not the validation part
