@@ -22,7 +22,7 @@ STAMP     := $(VENV)/.installed
 GPU_STAMP := $(VENV)/.installed-gpu
 MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
 
-.PHONY: help install data mathjax notebooks book test test-fast run lock clean clean-book FORCE
+.PHONY: help install data mathjax notebooks book publish test test-fast run lock clean clean-book FORCE
 
 help:
 	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
@@ -31,6 +31,7 @@ help:
 	@echo "                execute one notebook with papermill into runs/ (results/ gets its tables)"
 	@echo "make install    .venv with pinned versions (GPU=1 adds mamba-ssm and causal-conv1d, CUDA only)"
 	@echo "make data       download (or verify from REPRO_DATA_MIRROR) every data set the notebooks use"
+	@echo "make publish    build the book and push it to the gh-pages branch (GitHub Pages)"
 
 # ----------------------------------------------------------------------------- install
 install: $(STAMP) $(if $(filter 1,$(GPU)),$(GPU_STAMP))
@@ -85,6 +86,10 @@ book: install data mathjax notebooks
 	$(PY) -m repro.book pages --executed book/notebooks --out book/_generated
 	$(VENV)/bin/jupyter-book build book --builder html -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
+
+# Push the built book to the gh-pages branch (GitHub Pages); .github/workflows/book.yml does it on CI.
+publish: book
+	$(VENV)/bin/ghp-import --no-jekyll --push --force book/_build/html
 
 # ----------------------------------------------------------------------------- tests
 test: install mathjax
