@@ -186,16 +186,18 @@ def universe(name: str, as_of: object = END, require_data: bool = True) -> list[
             f"{name} membership is known for {first:%Y-%m-%d}..{last:%Y-%m-%d}; as_of={day:%Y-%m-%d} is outside it."
         )
     members = sorted(set(spells.loc[(spells["start"] <= day) & (spells["end"] >= day), "instrument"]))
-    if not require_data:
-        return members
+    return _with_data(members, f"{name} members on {day:%Y-%m-%d}") if require_data else members
+
+
+def _with_data(members: list[str], what: str) -> list[str]:
+    """``members`` that have price data here; a warning counts and names the others (qlib drops them silently)."""
     have = set(available_instruments())
     missing = [m for m in members if m not in have]
     if missing:
         warnings.warn(
-            f"{len(missing)} of the {len(members)} {name} members on {day:%Y-%m-%d} have no price data here "
-            f"(delisted or absent upstream) and are dropped: {', '.join(missing[:10])}"
-            + (" ..." if len(missing) > 10 else ""),
-            stacklevel=2,
+            f"{len(missing)} of the {len(members)} {what} have no price data here (delisted or absent upstream) "
+            f"and are dropped: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""),
+            stacklevel=3,
         )
     return [m for m in members if m in have]
 
@@ -207,17 +209,8 @@ def members_between(name: str, start: object = None, end: object = None, require
     first = to_timestamp(start, "start") or spells["start"].min()
     last = to_timestamp(end, "end") or END
     members = sorted(set(spells.loc[(spells["start"] <= last) & (spells["end"] >= first), "instrument"]))
-    if not require_data:
-        return members
-    have = set(available_instruments())
-    missing = [m for m in members if m not in have]
-    if missing:
-        warnings.warn(
-            f"{len(missing)} of the {len(members)} stocks that were {name} members in {first:%Y-%m-%d}.."
-            f"{last:%Y-%m-%d} have no price data here (delisted or absent upstream) and are left out",
-            stacklevel=2,
-        )
-    return [m for m in members if m in have]
+    what = f"stocks that were {name} members in {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+    return _with_data(members, what) if require_data else members
 
 
 def membership_mask(name: str, dates: pd.DatetimeIndex, instruments: Sequence[str]) -> pd.DataFrame:
