@@ -38,16 +38,20 @@ def _run_record(notebook: str, results: Path) -> dict | None:
     return io.read_json(path) if path.is_file() else None
 
 
+def _records(path: Path, results: Path) -> tuple[dict, dict | None]:
+    """(papermill's record of an executed notebook, its ``run.json`` when that run has the same profile)."""
+    rec, run = _notebook_record(path), _run_record(path.stem, results)
+    return rec, run if run is not None and run.get("profile") == rec["profile"] else None
+
+
 def execution_page(executed: Path, results: Path) -> str:
     notebooks = sorted(p for p in executed.glob("[0-9][0-9]_*.ipynb"))
     rows, stage_tables = [], []
     for nb in notebooks:
-        rec = _notebook_record(nb)
-        run = _run_record(rec["notebook"], results)
-        same = run is not None and run.get("profile") == rec["profile"]
-        rec["peak_mem_mb"] = run.get("peak_mem_mb") if same else None
+        rec, run = _records(nb, results)
+        rec["peak_mem_mb"] = run.get("peak_mem_mb") if run else None
         rows.append(rec)
-        if same and run.get("stages"):
+        if run and run.get("stages"):
             stages = pd.DataFrame(run["stages"])[["stage", "wall_s", "peak_mem_mb"]].rename(
                 columns={"wall_s": "wall time (s)", "peak_mem_mb": "peak memory so far (MiB)"})
             stage_tables.append((rec["notebook"], stages))
@@ -134,9 +138,8 @@ def tidy_folder(executed: Path, results: Path) -> list[str]:
     executed chapter of a folder, in place (atomic writes); their names."""
     done = []
     for path in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
-        rec, run = _notebook_record(path), _run_record(path.stem, results)
-        same = run is not None and run.get("profile") == rec["profile"]
-        nb = add_fact_box(tidy_notebook(json.loads(path.read_text(encoding="utf-8"))), run if same else None)
+        _, run = _records(path, results)
+        nb = add_fact_box(tidy_notebook(json.loads(path.read_text(encoding="utf-8"))), run)
         io.write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         done.append(path.stem)
     return done

@@ -391,11 +391,9 @@ def calendar_week_variant(cfg: Config, table: pd.DataFrame, items: pd.DataFrame,
     if not (cfg.calendar_week and "sentiment" in cfg.experiments and "bilstm" in cfg.models):
         return None
     leaky = add_text_features(table, items, cfg.sentiment_window, cfg.trend_window, weekly="calendar_week")
-    text_rows = leaky.index.get_level_values("ticker").isin(cfg.text_tickers)
+    leaky_ds = datasets(dataclasses.replace(cfg, experiments=["sentiment"]), leaky, period)["sentiment"]
     fit = keras_fit("bilstm", keras_nets.PAPER_BEST["bilstm"], cfg, label="bilstm (paper hp)")
-    for ds in (pf.make_dataset(LEAKY_WEEK, leaky[text_rows], FEATURE_SETS["sentiment"], TARGET, cfg.window,
-                               *period["sentiment"], target=cfg.target),
-               dataclasses.replace(data["sentiment"], name=TRAILING)):
+    for ds in (dataclasses.replace(leaky_ds, name=LEAKY_WEEK), dataclasses.replace(data["sentiment"], name=TRAILING)):
         collector.add(*pf.fit_seeds(ds, fit, cfg.seeds), main=False)
     return report.variant_verdict(collector.predictions(), LEAKY_WEEK, TRAILING)
 

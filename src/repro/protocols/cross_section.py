@@ -40,6 +40,8 @@ from ..models import linear
 from ..runs import Run, seed_everything
 
 SPLITS = ("train", "valid", "test")
+#: The backtest's metrics every run reports (beside IC, Rank IC and ICIR).
+BACKTEST_METRICS = ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "excess_AR", "IR")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -170,8 +172,8 @@ class Panel:
         earlier = np.maximum.accumulate(traded, axis=0)
         return int((traded[2:] & ~traded[1:-1] & earlier[:-2]).sum())
 
-    def scaled(self, days: np.ndarray) -> np.ndarray:
-        """Day-t features of ``days`` (len(days), stocks, features), scaled, missing values at the mean (0)."""
+    def scaled(self, days: np.ndarray | slice) -> np.ndarray:
+        """Features of ``days`` (days, stocks, features), scaled, missing values at the mean (0): what models see."""
         x = self.x[days]
         return np.nan_to_num(self.scaler.transform(x) if self.scaler is not None else x, nan=0.0)
 
@@ -277,10 +279,7 @@ def day_batch(panel: Panel, t: int, window: int, device: str = "cpu", label: str
     """Inputs of decision day ``t``: x (N, window, F), index window (window,), mask (N,), label (N,), labelled (N,).
 
     ``label`` picks the training label (:meth:`Panel.target`)."""
-    x = panel.x[t - window + 1: t + 1].transpose(1, 0, 2)
-    if panel.scaler is not None:
-        x = panel.scaler.transform(x)
-    x = np.nan_to_num(x, nan=0.0)
+    x = panel.scaled(slice(t - window + 1, t + 1)).transpose(1, 0, 2)
     idx = panel.index[t - window + 1: t + 1]
     idx = idx / idx[-1] - 1.0  # the index path relative to day t
     mask = panel.exists[t]
@@ -414,9 +413,8 @@ def evaluate_frames(scores: pd.DataFrame, labels: pd.DataFrame, returns: pd.Data
     """
     rank = metrics.ranking_report(scores, labels.reindex_like(scores))
     res = bt.run_backtest(scores, returns, benchmark=benchmark, **backtest_kw)
-    keep = ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "excess_AR", "IR")
     return {"IC": rank["IC"], "RankIC": rank["RankIC"], "ICIR": rank["ICIR"],
-            **{k: res.metrics[k] for k in keep if k in res.metrics}}, res
+            **{k: res.metrics[k] for k in BACKTEST_METRICS if k in res.metrics}}, res
 
 
 def evaluate(scores: np.ndarray, panel: Panel, days: np.ndarray, **backtest_kw) -> tuple[dict, bt.BacktestResult]:
@@ -466,14 +464,14 @@ class ModelRun:
 
 
 def run_model(name: str, factory: Factory, experiment: Experiment, cfg: Config, seed: int, log=print,
-              label: str | None = None) -> ModelRun:
+              run_name: str | None = None) -> ModelRun:
     """Seed, build, train (model selection on validation), score the test days once, evaluate.
 
-    ``label`` names the run (default ``name``)."""
+    ``run_name`` names the run in the results (default ``name``)."""
     panel, parts, device = experiment.panel, experiment.parts, cfg.torch_device()
     seed_everything(seed)
     model = factory(panel, cfg).to(device)
-    name = label or name
+    name = run_name or name
     log(f"{name} (seed {seed}, {n_parameters(model):,} parameters)")
     result = train(model, panel, parts, cfg.epochs, cfg.window, lr=cfg.lr, seed=seed,
                    days_per_epoch=cfg.days_per_epoch, valid_days=cfg.valid_days, patience=cfg.patience,
@@ -517,8 +515,7 @@ def universe_run(experiment: Experiment, cfg: Config) -> ModelRun:
     s, _ = frames(panel, scores, test)
     res = bt.run_backtest(s, returns_frame(panel), benchmark=benchmark_returns(panel),
                           **{**cfg.backtest, "top": panel.n_stocks})
-    out = {"IC": np.nan, "RankIC": np.nan, "ICIR": np.nan,
-           **{k: res.metrics[k] for k in ("PNL", "MAXD", "SHARPE", "WINR", "PL", "AR", "excess_AR", "IR")}}
+    out = {"IC": np.nan, "RankIC": np.nan, "ICIR": np.nan, **{k: res.metrics[k] for k in BACKTEST_METRICS}}
     empty = long_predictions(panel, scores[:0], test[:0], model=UNIVERSE, seed=-1)
     return ModelRun(panel.universe, UNIVERSE, -1, out, empty, pd.DataFrame(), res, 0.0, 0)
 
@@ -604,7 +601,7 @@ def run_models(models: Mapping[str, Factory], names: Sequence[str], experiments:
     for universe, experiment in experiments.items():
         for name in names:
             for seed in (cfg.seeds if seeds is None else seeds):
-                runs.append(run_model(name, models[name], experiment, cfg, seed, log=log, label=name + suffix))
+                runs.append(run_model(name, models[name], experiment, cfg, seed, log=log, run_name=name + suffix))
     return Results(runs)
 
 
@@ -615,9 +612,9 @@ def run_naive(experiments: Mapping[str, Experiment], cfg: Config, floors: Sequen
 
 
 __all__ = [
-    "Config", "Experiment", "FLOOR", "LOSSES", "MOMENTUM", "ModelRun", "Panel", "Prices", "Results", "UNIVERSE",
-    "benchmark_returns", "day_batch", "evaluate", "evaluate_frames", "fit_scaler", "floor_run", "frames",
-    "load_prices", "long_predictions", "make_panel", "make_split", "mean_ic", "momentum_scores", "mse_loss",
-    "n_parameters", "naive_run", "pearson_loss", "predict", "prepare", "returns_frame", "run_model", "run_models",
-    "run_naive", "sample_days", "split_days", "split_table", "train", "universe_run",
+    "BACKTEST_METRICS", "Config", "Experiment", "FLOOR", "LOSSES", "MOMENTUM", "ModelRun", "Panel", "Prices",
+    "Results", "UNIVERSE", "benchmark_returns", "day_batch", "evaluate", "evaluate_frames", "fit_scaler", "floor_run",
+    "frames", "load_prices", "long_predictions", "make_panel", "make_split", "mean_ic", "momentum_scores",
+    "mse_loss", "n_parameters", "naive_run", "pearson_loss", "predict", "prepare", "returns_frame", "run_model",
+    "run_models", "run_naive", "sample_days", "split_days", "split_table", "train", "universe_run",
 ]
