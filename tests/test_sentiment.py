@@ -65,6 +65,13 @@ def test_hf_classifier_is_p_positive_minus_p_negative(tiny_bert):
     with torch.inference_mode():
         probs = torch.softmax(model(**tok(TEXTS, padding=True, return_tensors="pt")).logits, -1).numpy()
     np.testing.assert_allclose(got, probs[:, 1] - probs[:, 2], atol=1e-6)  # labels: 1 Positive, 2 Negative
+    # paper 001's rule: the top label's probability, negated only when that label is Negative
+    paper = sentiment.HFClassifierScorer(str(tiny_bert), rule="paper")
+    assert paper.key != scorer.key  # cached apart
+    top = probs.argmax(1)
+    np.testing.assert_allclose(paper.score(TEXTS), np.where(top == 2, -1, 1) * probs.max(1), atol=1e-6)
+    with pytest.raises(ValueError, match="001's sign rule"):
+        sentiment.HFClassifierScorer(str(tiny_bert), rule="vote")
 
 
 def test_hf_classifier_errors(tiny_bert, tmp_path):

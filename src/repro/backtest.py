@@ -180,3 +180,31 @@ def run_backtest(
     params = {"top": top, "hold": hold, "buy_cost": buy_cost, "sell_cost": sell_cost, "delay": delay,
               "periods_per_year": periods_per_year}
     return BacktestResult(daily, trades, positions, metrics, params)
+
+
+# --------------------------------------------------------------------------- one stock, long or flat
+def long_flat(long: pd.Series, next_return: pd.Series, cost: float = 0.001,
+              periods_per_year: int = 252) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Hold one stock from the close of t to the close of t+1 when ``long[t]`` is true, else cash.
+
+    ``next_return[t]`` is close_{t+1} / close_t - 1 (what a position taken at t earns).
+    ``cost`` is charged on every change of position (entering or leaving, as a fraction of
+    the money traded), including the first entry. Returns the daily frame (position, gross
+    and net return, wealth from 1) and metrics: total return (compounded), annualised
+    return, Sharpe, maximum drawdown of wealth (a fraction), trades and the share of days
+    invested.
+    """
+    pos = long.astype(float).to_numpy()
+    r = next_return.reindex(long.index).to_numpy(float)
+    if not np.isfinite(r).all():
+        raise ValueError("next_return is missing for some days of long")
+    trades = np.abs(np.diff(np.concatenate([[0.0], pos])))
+    net = pos * r - cost * trades
+    wealth = np.cumprod(1.0 + net)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]
+    daily = pd.DataFrame({"position": pos, "gross": pos * r, "net": net, "wealth": wealth}, index=long.index)
+    years = len(net) / periods_per_year
+    metrics = {"total return": float(wealth[-1] - 1), "annual return": float(wealth[-1] ** (1 / years) - 1),
+               "Sharpe": sharpe(net, periods_per_year), "max drawdown": float(np.max(1 - wealth / peak)),
+               "trades": int(trades.sum()), "days long": float(pos.mean())}
+    return daily, metrics

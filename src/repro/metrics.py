@@ -65,6 +65,19 @@ def regression_report(y_true, y_pred) -> dict[str, float]:
             "MAPE": mape(y_true, y_pred), "R2": r2(y_true, y_pred)}
 
 
+def direction_hit_rate(y_true, y_pred, reference) -> float:
+    """Share of samples whose forecast moves from ``reference`` (today's close) in the direction
+    the target did; samples where the target did not move are left out (no direction to hit)."""
+    t, p = _pair(y_true, y_pred)
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    if ref.shape != t.shape:
+        raise ValueError(f"reference has {ref.size} values for {t.size} samples")
+    moved = t != ref
+    if not moved.any():
+        return float("nan")
+    return float(np.mean(np.sign(p[moved] - ref[moved]) == np.sign(t[moved] - ref[moved])))
+
+
 # --------------------------------------------------------------------------- ranking (per day)
 def _wide(scores, labels) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """Accept (datetime, instrument) Series or (days x stocks) frames/arrays; return aligned arrays."""

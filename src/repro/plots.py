@@ -236,3 +236,66 @@ def validation_curves(histories: pd.DataFrame, references: dict[str, float] | No
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+# --------------------------------------------------------------------------- paper 001
+def scatter_with_fit(x: pd.Series, y: pd.Series, xlabel: str, ylabel: str) -> plt.Figure:
+    """A scatter of y against x with the least-squares line and the correlation in the title."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.scatter(x, y, s=8, alpha=0.5)
+    if len(x) > 2 and np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        grid = np.linspace(x.min(), x.max(), 50)
+        ax.plot(grid, intercept + slope * grid, color="black", lw=1.2)
+        ax.set_title(f"correlation {np.corrcoef(x, y)[0, 1]:+.3f} over {len(x)} days", fontsize=9)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def window_search_path(path: pd.DataFrame) -> plt.Figure:
+    """The adaptive window search: every window scored (grey), the current window after each step (line)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax1.plot(path["step"], path["current"], marker="o", ms=4, label="current window")
+    for _, row in path.iterrows():
+        for w in row["tried"] if isinstance(row["tried"], (list, tuple)) else []:
+            ax1.scatter(row["step"], w, s=14, color="grey", zorder=0)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("window L (days)")
+    ax1.legend(fontsize=8)
+    scored = path.dropna(subset=["window", "P"]).drop_duplicates("window")
+    ax2.scatter(scored["window"], scored["P"], s=18)
+    ax2.set_xlabel("window L (days)")
+    ax2.set_ylabel("validation performance P(L)")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame) -> plt.Figure:
+    """Training and validation loss per epoch, one colour per model (columns model, epoch, train_loss, valid_loss)."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for i, (name, g) in enumerate(history.groupby("model", sort=False)):
+        ax.plot(g["epoch"], g["train_loss"], color=f"C{i}", lw=1.0, ls="--", label=f"{name}: training")
+        ax.plot(g["epoch"], g["valid_loss"], color=f"C{i}", lw=1.4, label=f"{name}: validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def wealth_curves(curves: dict[str, pd.DataFrame], benchmark: str = "buy and hold") -> plt.Figure:
+    """One panel per ticker: wealth from 1 of each strategy, the benchmark in black."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.4), squeeze=False)
+    for ax, (ticker, frame) in zip(axes[0], curves.items()):
+        for col in frame.columns:
+            style = {"color": "black", "lw": 1.6} if col == benchmark else {"lw": 1.0}
+            ax.plot(frame.index, frame[col], label=col, **style)
+        ax.set_title(ticker, fontsize=9)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+        ax.set_ylabel("wealth")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -82,3 +82,64 @@ def calendar_week_mean(items: pd.DataFrame, calendar: pd.DatetimeIndex, tickers:
     means = frame.groupby(["week", "ticker"])["value"].mean().unstack("ticker").reindex(columns=tickers)
     cal = pd.DatetimeIndex(calendar)
     return means.reindex(week(cal)).set_axis(cal).fillna(empty)
+
+
+# --------------------------------------------------------------------------- paper 001's weighted daily score
+def date_only_timestamps(dates: pd.Series | pd.DatetimeIndex, assume: str = "after_close",
+                         tz: str = US_TZ) -> pd.DatetimeIndex:
+    """Timestamps for texts that carry a date but no time (Reuters), for :func:`known_at_close`.
+
+    ``assume="after_close"`` (the safe rule) stamps each text at 23:59 New York time: a story
+    dated d may have appeared after the close of d, so it counts for the next trading day.
+    ``"before_close"`` stamps it at 00:00 of d, so it counts for d itself when d is a trading
+    day -- optimistic: a story published at 18:00 then informs the close of 16:00.
+    """
+    day = pd.DatetimeIndex(dates).normalize()
+    if assume == "after_close":
+        day = day + pd.Timedelta(hours=23, minutes=59)
+    elif assume != "before_close":
+        raise ValueError(f"assume={assume!r}: choose 'after_close' (safe) or 'before_close'")
+    return day.tz_localize(tz)
+
+
+def follower_weight(followers: pd.Series | np.ndarray, cap: float = 1e7) -> np.ndarray:
+    """A tweet's reputation weight in [0, 1]: log(1 + followers) / log(1 + cap), clipped at 1.
+
+    A fixed ``cap`` rather than the largest follower count in the data keeps the weight of a
+    tweet independent of later tweets (no look-ahead) and on the same 0..1 scale as an
+    outlet weight.
+    """
+    f = np.clip(np.asarray(followers, float), 0.0, None)
+    return np.clip(np.log1p(f) / np.log1p(cap), 0.0, 1.0)
+
+
+def weighted_daily_score(items: pd.DataFrame, calendar: pd.DatetimeIndex, tickers: list[str],
+                         value: str = "score", weight: str = "weight") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Weighted mean score of the texts known at each day's close and not before [001 VI-E.2].
+
+    The paper prints W_cs = sum_i (w_i x_i) / w_i, which cancels the weights (it is the plain
+    sum of the scores); its text describes an average of weighted scores, so this is the
+    weighted mean sum_i w_i x_i / sum_i w_i. ``items`` has ``timestamp`` (tz-aware),
+    ``ticker``, ``value`` and ``weight``. Returns (score, count), both (calendar x tickers);
+    the score is NaN on a day without texts (or whose texts all weigh 0): see
+    :func:`fill_textless_days`.
+    """
+    w = items[weight].to_numpy(float)
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise ValueError("text weights must be finite and non-negative")
+    weighted = items.assign(_wx=w * items[value].to_numpy(float), _w=w)
+    total, count = daily_totals(weighted, calendar, tickers, value="_wx")
+    mass, _ = daily_totals(weighted, calendar, tickers, value="_w")
+    return total / mass.where(mass > 0), count
+
+
+def fill_textless_days(score: pd.DataFrame, policy: str = "carry") -> pd.DataFrame:
+    """What a day without texts gets: ``carry`` the last known score forward (0 before the first),
+    ``zero`` (neutral), or ``drop`` (left NaN: the caller drops those days)."""
+    if policy == "carry":
+        return score.ffill().fillna(0.0)
+    if policy == "zero":
+        return score.fillna(0.0)
+    if policy == "drop":
+        return score
+    raise ValueError(f"policy={policy!r}: choose carry, zero or drop")

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -96,6 +97,15 @@ class Dataset:
         if self.target == "return":  # a predicted return applies to today's close
             out = self.last_close[mask] * (1.0 + out)
         return out
+
+    def select(self, keep: np.ndarray) -> Dataset:
+        """The samples where ``keep`` is true (e.g. days with texts), scalers and split unchanged."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != self.y.shape:
+            raise ValueError(f"keep has {keep.size} entries for {self.y.size} samples")
+        arrays = {f: getattr(self, f)[keep] for f in ("X", "y", "y_raw", "ticker", "date", "target_date", "part",
+                                                       "last_close", "last_open")}
+        return dataclasses.replace(self, **arrays)
 
     def split_table(self) -> pd.DataFrame:
         rows = []

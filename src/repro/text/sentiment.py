@@ -203,12 +203,29 @@ def _label_values(id2label: dict[int, str]) -> np.ndarray:
     return values
 
 
+def paper_sign_rule(probs: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Paper 001's score [001 VI-E.1]: the top label's probability, times -1 when that label is negative.
+
+    As printed, a confident NEUTRAL is kept "as is", i.e. scores close to +1 -- the rule
+    reads a neutral article as strongly positive. ``values`` holds +1 / -1 / 0 per label.
+    """
+    top = np.argmax(probs, axis=1)
+    sign = np.where(values[top] < 0, -1.0, 1.0)
+    return sign * probs[np.arange(len(probs)), top]
+
+
 class HFClassifierScorer(Scorer):
-    """Any Hugging Face sequence classifier with positive/negative(/neutral) labels."""
+    """Any Hugging Face sequence classifier with positive/negative(/neutral) labels.
+
+    ``rule="difference"``: P(positive) - P(negative); ``rule="paper"``: :func:`paper_sign_rule`.
+    """
 
     name = "hf"
 
-    def __init__(self, model: str, batch_size: int = 32, max_length: int = 128):
+    def __init__(self, model: str, batch_size: int = 32, max_length: int = 128, rule: str = "difference"):
+        if rule not in ("difference", "paper"):
+            raise ValueError(f"rule={rule!r}: choose 'difference' (P(pos) - P(neg)) or 'paper' (001's sign rule)")
+        self.rule = rule
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         _quiet_transformers()
@@ -228,7 +245,8 @@ class HFClassifierScorer(Scorer):
 
     @property
     def key(self) -> str:
-        return "hf-" + hashlib.sha1(str(self.model_name).encode()).hexdigest()[:12]
+        suffix = "" if self.rule == "difference" else f"-{self.rule}"
+        return "hf-" + hashlib.sha1(str(self.model_name).encode()).hexdigest()[:12] + suffix
 
     def _score(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -239,7 +257,8 @@ class HFClassifierScorer(Scorer):
                 batch = self.tokenizer(texts[start: start + self.batch_size], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt")
                 probs = torch.softmax(self.model(**batch).logits, dim=-1).numpy()
-                out[start: start + len(probs)] = probs @ self.values
+                out[start: start + len(probs)] = (probs @ self.values if self.rule == "difference"
+                                                  else paper_sign_rule(probs, self.values))
         return out
 
 
@@ -277,6 +296,7 @@ def select_scorer(
     hf_model: str | None = None,
     seed: int = 0,
     test_size: float = 0.2,
+    rule: str = "difference",
 ) -> tuple[Scorer, pd.DataFrame]:
     """Train what needs training on the labelled training part, score the held-out part, keep the best.
 
@@ -295,7 +315,7 @@ def select_scorer(
         else:
             raise ValueError(f"unknown sentiment backend {name!r}; choose from 'minilm', 'vader' (and hf_model=...)")
     if hf_model:
-        scorers.append(HFClassifierScorer(hf_model))
+        scorers.append(HFClassifierScorer(hf_model, rule=rule))
     rows = [evaluate(s, test["text"], test["score"]) | {"key": s.key} for s in scorers]
     table = pd.DataFrame(rows).sort_values("pearson", ascending=False, kind="stable").reset_index(drop=True)
     best = next(s for s in scorers if s.key == table.loc[0, "key"])
@@ -303,7 +323,7 @@ def select_scorer(
 
 
 def make_scorer(backend: str, labelled: pd.DataFrame | None = None, model: str | None = None,
-                seed: int = 0) -> Scorer:
+                seed: int = 0, rule: str = "difference") -> Scorer:
     """One scorer by name: ``vader``, ``minilm`` (trained on ``labelled``'s training part) or ``hf`` (``model``)."""
     if backend == "vader":
         return VaderScorer()
@@ -315,12 +335,12 @@ def make_scorer(backend: str, labelled: pd.DataFrame | None = None, model: str |
     if backend == "hf":
         if not model:
             raise ValueError(f"the hf backend needs a model id or folder, e.g. {PAPER_MODEL!r}")
-        return HFClassifierScorer(model)
+        return HFClassifierScorer(model, rule=rule)
     raise ValueError(f"unknown sentiment backend {backend!r}; choose 'auto', 'minilm', 'vader' or 'hf'")
 
 
 def choose_scorer(backend: str, labelled: pd.DataFrame, model: str | None = None,
-                  seed: int = 0) -> tuple[Scorer, pd.DataFrame]:
+                  seed: int = 0, rule: str = "difference") -> tuple[Scorer, pd.DataFrame]:
     """The scorer a chapter asked for and its evaluation on held-out labelled texts.
 
     ``backend="auto"`` picks the best of MiniLM and VADER (and ``model`` when given) with
@@ -328,8 +348,8 @@ def choose_scorer(backend: str, labelled: pd.DataFrame, model: str | None = None
     on the same held-out part.
     """
     if backend == "auto":
-        return select_scorer(labelled, hf_model=model, seed=seed)
-    scorer = make_scorer(backend, labelled, model, seed=seed)
+        return select_scorer(labelled, hf_model=model, seed=seed, rule=rule)
+    scorer = make_scorer(backend, labelled, model, seed=seed, rule=rule)
     _, held_out = held_out_split(labelled, seed=seed)
     return scorer, pd.DataFrame([evaluate(scorer, held_out["text"], held_out["score"])])
 
@@ -344,5 +364,5 @@ def describe(table: pd.DataFrame) -> str:
 __all__ = [
     "EmbeddingHeadScorer", "HFClassifierScorer", "PAPER_MODEL", "Scorer", "SentenceEncoder", "SentimentModelError",
     "VaderScorer", "choose_scorer",
-    "describe", "evaluate", "held_out_split", "make_scorer", "minilm_path", "select_scorer",
+    "describe", "evaluate", "held_out_split", "make_scorer", "minilm_path", "paper_sign_rule", "select_scorer",
 ]
