@@ -68,6 +68,22 @@ def test_book_has_the_paper_002_chapter(built_book):
 
 
 @pytest.mark.slow
+def test_book_has_the_paper_001_chapter(built_book):
+    html = (built_book / "notebooks" / "02_convlstm_t5.html").read_text()
+    for heading in ("Settings beside the paper", "The weighted daily score", "Level 1: the window search",
+                    "Level 2: the T5", "Results beside the paper (Tables I and II)",
+                    "Does the language model add anything?", "Stock advising", "Verdict", "Reproduction notes",
+                    "Exercises"):
+        assert heading in html, heading
+    captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)
+    assert [int(c) for c in captions] == [1, 2, 3, 4, 5]  # sentiment, window search, T5 curve, forecasts, advice
+    assert "Unparsable T5 answers:" in html and "The search tried" in html  # computed sentences
+    assert "hybrid (Conv-LSTM + T5)" in html and "regression (2 inputs)" in html and "buy-and-hold" in html
+    assert "MAE (4.79) exceeds its RMSE (4.53)" in html  # the paper's impossible Table II is pointed out
+    assert html.count("<table") >= 8
+
+
+@pytest.mark.slow
 def test_book_has_the_paper_003_chapter(built_book):
     html = (built_book / "notebooks" / "04_higstm.html").read_text()
     for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper",
@@ -76,7 +92,7 @@ def test_book_has_the_paper_003_chapter(built_book):
                     "Survivorship inside the test year",
                     "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
         assert heading in html, heading
-    captions = re.findall(r'<span class="caption-number">Fig\. 3\.(\d+) </span>', html)
+    captions = re.findall(r'<span class="caption-number">Fig\. 4\.(\d+) </span>', html)
     assert [int(c) for c in captions] == [1, 2, 3, 4]  # backtest curves, box plot, graphs, validation IC
     assert "ridge floor (raw label)" in html and "universe (equal weight)" in html
     assert "HIGSTM" in html and "momentum (yesterday's return)" in html.replace("&#x27;", "'")
@@ -162,6 +178,7 @@ def test_every_chapter_ends_with_exercises_and_hidden_solutions(built_book):
 def test_teaching_page_links_the_profiles_execution_times_and_chapters(built_book):
     html = (built_book / "teaching.html").read_text()
     for link in ('href="reproducibility.html"', 'href="_generated/execution.html"',
-                 'href="notebooks/01_keras_baselines.html"', 'href="notebooks/04_higstm.html"'):
+                 'href="notebooks/01_keras_baselines.html"', 'href="notebooks/04_higstm.html"',
+                 'href="notebooks/02_convlstm_t5.html"'):
         assert link in html, link
     assert "REPRO_DATA_MIRROR" in html and "smoke" in html

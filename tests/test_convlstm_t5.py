@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from repro import backtest, metrics
+from repro.data import DateRangeError
 from repro.features.text import (
     date_only_timestamps,
     fill_textless_days,
@@ -123,7 +124,7 @@ def test_news_items_are_stamped_after_the_close_of_their_date(aapl):
     # the first story (Monday 2014-03-03) counts for Tuesday's close, not Monday's
     assert daily.loc[("AAPL", "2014-03-03"), "texts"] == 0
     assert daily.loc[("AAPL", "2014-03-04"), "texts"] > 0
-    assert paper.period_of(cfg, items) == (pd.Timestamp("2014-03-03"), pd.Timestamp("2016-11-17"))
+    assert paper.resolve_period(cfg, items)[1:] == ((pd.Timestamp("2014-03-03"), pd.Timestamp("2016-11-17")), [])
 
 
 @needs_mirror
@@ -139,7 +140,19 @@ def test_tweets_are_weighted_by_followers_and_capped_per_day():
 def test_news_and_tweets_share_one_clock():
     items = paper.text_items(paper.Config(tickers=["AAPL"], max_tweets_per_day=1))
     assert str(items["timestamp"].dt.tz) == "UTC" and set(items["source"]) == {"news", "tweets"}
-    assert paper.period_of(paper.Config(), items) == (pd.Timestamp("2014-03-03"), pd.Timestamp("2016-03-31"))
+    _, period, notes = paper.resolve_period(paper.Config(), items)
+    assert period == (pd.Timestamp("2014-03-03"), pd.Timestamp("2016-03-31")) and notes == []
+
+
+@needs_mirror
+def test_a_ticker_whose_sources_do_not_overlap_keeps_the_larger_and_a_bad_window_names_the_spans():
+    cfg = paper.Config(tickers=["FB"], max_tweets_per_day=1)
+    items, period, notes = paper.resolve_period(cfg, paper.text_items(cfg))
+    assert set(items["source"]) == {"tweets"} and period[1] == pd.Timestamp("2016-03-31")
+    assert notes == ["FB: its news (2016-09-22..2016-11-23) do not overlap its tweets; FB uses tweets only."]
+    late = paper.Config(tickers=["FB"], sources=["tweets"], max_tweets_per_day=1, start="2016-06-01")
+    with pytest.raises(DateRangeError, match=r"The texts cover FB tweets: 2014-01-01\.\.2016-03-31"):
+        paper.resolve_period(late, paper.text_items(late))
 
 
 @needs_mirror
@@ -187,6 +200,9 @@ def test_beside_paper_puts_mean_and_std_next_to_tables_one_and_two():
     assert table.loc[("AAPL", "MAPE_pct"), paper.HYBRID] == "2.0000 ± 1.4142"
     assert table.loc[("AAPL", "MAE"), pf.PERSISTENCE] == "1.5000"
     assert table.loc[("AAPL", "MAE"), "paper: hybrid"] == pytest.approx(1.605440)
+    (line,) = paper.claim_sentences(_scores())
+    assert line == ("- **AAPL**: our hybrid changes the Conv-LSTM's MAE by -33.3% (mean over seeds); the paper "
+                    "reports -50.7%; persistence's MAE is -50.0% from the Conv-LSTM's.")
     goog = paper.paper_tables()["GOOG"]
     assert goog.loc["MAE", "Conv-LSTM"] > goog.loc["RMSE", "Conv-LSTM"]  # the impossible row, kept as printed
 

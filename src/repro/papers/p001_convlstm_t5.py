@@ -30,7 +30,7 @@ import pandas as pd
 from .. import metrics, report
 from ..backtest import long_flat
 from ..config import ParameterError, override, param
-from ..data import reuters, stocknet
+from ..data import DateRangeError, reuters, stocknet
 from ..features.text import date_only_timestamps, fill_textless_days, follower_weight, weighted_daily_score
 from ..models import convlstm, t5_numbers
 from ..models.window_search import WindowSearch, adaptive_window_search
@@ -207,12 +207,48 @@ def score_texts(items: pd.DataFrame, scorer) -> pd.DataFrame:
     return items.assign(score=items["text"].map(scores).to_numpy(float))
 
 
-def text_span(items: pd.DataFrame, sources: list[str]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The days every chosen source covers for every ticker (the default period)."""
-    day = items["timestamp"].dt.tz_convert("America/New_York").dt.tz_localize(None).dt.normalize()
-    spans = pd.DataFrame({"d": day, "k": items["source"] + "/" + items["ticker"]}).groupby("k")["d"].agg(["min",
-                                                                                                         "max"])
-    return spans["min"].max(), spans["max"].min()
+def _ny_day(items: pd.DataFrame) -> pd.Series:
+    return items["timestamp"].dt.tz_convert("America/New_York").dt.tz_localize(None).dt.normalize()
+
+
+def text_spans(items: pd.DataFrame) -> pd.DataFrame:
+    """First and last day and count of texts per (ticker, source)."""
+    frame = pd.DataFrame({"ticker": items["ticker"], "source": items["source"], "day": _ny_day(items)})
+    return frame.groupby(["ticker", "source"])["day"].agg(first="min", last="max", texts="size")
+
+
+def resolve_period(cfg: Config, items: pd.DataFrame) -> tuple[pd.DataFrame, tuple[pd.Timestamp, pd.Timestamp],
+                                                                 list[str]]:
+    """The texts and the period of a run: the days every chosen source covers for every ticker, within
+    start..end, with sentences that say what changed.
+
+    A ticker whose sources do not overlap (Reuters has FB only from 2016-09, its tweets end in 2016-03)
+    keeps the source with the most texts. No common day left is a :class:`DateRangeError` naming each span.
+    """
+    spans = text_spans(items)
+    notes, drop = [], []
+    for ticker, g in spans.groupby(level="ticker"):
+        if len(g) > 1 and g["first"].max() > g["last"].min():
+            keep = g["texts"].idxmax()[1]
+            gone = [src for src in g.index.get_level_values("source") if src != keep]
+            drop += [(ticker, src) for src in gone]
+            when = ", ".join(f"{a:%Y-%m-%d}..{b:%Y-%m-%d}" for a, b in
+                             g.loc[[(ticker, x) for x in gone], ["first", "last"]].itertuples(index=False))
+            notes.append(f"{ticker}: its {', '.join(gone)} ({when}) do not overlap its {keep}; "
+                         f"{ticker} uses {keep} only.")
+    if drop:
+        keys = pd.MultiIndex.from_frame(items[["ticker", "source"]])
+        items = items[~keys.isin(drop)].reset_index(drop=True)
+        spans = spans.drop(index=drop)
+    first, last = spans["first"].max(), spans["last"].min()
+    first = max(first, pd.Timestamp(cfg.start)) if cfg.start else first
+    last = min(last, pd.Timestamp(cfg.end)) if cfg.end else last
+    if first >= last:
+        have = "; ".join(f"{t} {s}: {a:%Y-%m-%d}..{b:%Y-%m-%d}" for (t, s), (a, b, _) in spans.iterrows())
+        raise DateRangeError(f"no day is covered by every chosen text source of every ticker within start={cfg.start}"
+                             f" and end={cfg.end}. The texts cover {have}. Choose start/end inside one span, fewer "
+                             "tickers, or other sources (sources=['news'] or ['tweets']).")
+    return items, (first, last), notes
 
 
 def daily_sentiment(cfg: Config, items: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -235,13 +271,6 @@ def text_table(items: pd.DataFrame, daily: pd.DataFrame, period: tuple) -> pd.Da
     days = inside.groupby(level="ticker").agg(**{"trading days": ("texts", "size"),
                                                   "days without text": ("texts", lambda c: int((c == 0).sum()))})
     return counts.add_prefix("texts: ").join(days)
-
-
-def period_of(cfg: Config, items: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    first, last = text_span(items, cfg.sources)
-    first = max(first, pd.Timestamp(cfg.start)) if cfg.start else first
-    last = min(last, pd.Timestamp(cfg.end)) if cfg.end else last
-    return first, last
 
 
 def dataset(cfg: Config, table: pd.DataFrame, period: tuple, window: int, target: str | None = None,
@@ -438,6 +467,26 @@ def beside_paper(scores: pd.DataFrame, experiment: str = RETURN) -> pd.DataFrame
     return pd.DataFrame(out).set_index(["ticker", "metric"])
 
 
+def claim_sentences(scores: pd.DataFrame, experiment: str = RETURN) -> list[str]:
+    """The paper's headline -- the hybrid cuts the Conv-LSTM's MAE -- per ticker, in the paper's numbers and ours."""
+    paper = paper_tables()
+    rows = scores[(scores["experiment"] == experiment) & ~scores["ticker"].isin(["mean", "pooled"])]
+    mae = rows.groupby(["ticker", "model"])["MAE"].mean().unstack("model")
+    lines = []
+    for ticker, row in mae.iterrows():
+        if not {CONV_LSTM, HYBRID} <= set(row.dropna().index):
+            continue
+        ours = row[HYBRID] / row[CONV_LSTM] - 1
+        text = f"- **{ticker}**: our hybrid changes the Conv-LSTM's MAE by {ours:+.1%} (mean over seeds)"
+        if ticker in paper:
+            theirs = paper[ticker].loc["MAE", "hybrid"] / paper[ticker].loc["MAE", "Conv-LSTM"] - 1
+            text += f"; the paper reports {theirs:+.1%}"
+        ref = row.get(pf.PERSISTENCE, np.nan)
+        lines.append(text + (f"; persistence's MAE is {ref / row[CONV_LSTM] - 1:+.1%} from the Conv-LSTM's."
+                             if np.isfinite(ref) else "."))
+    return lines
+
+
 def direction_table(predictions: pd.DataFrame, closes: pd.Series) -> pd.DataFrame:
     """Direction hit rate per (experiment, model) and ticker, mean over seeds (persistence has none)."""
     keys = pd.MultiIndex.from_frame(predictions[["ticker", "date"]])
@@ -552,8 +601,8 @@ def config_for_window(cfg: Config, window: int) -> Config:
 
 __all__ = [
     "CONV_LSTM", "Config", "HYBRID", "LEVEL", "MOMENTUM", "REGRESSION", "REGRESSION_VALID", "RETURN", "SHUFFLED",
-    "SeedRun", "advising", "advising_sentences", "beside_paper", "config_for_window", "daily_sentiment", "dataset",
-    "direction_table", "in_period", "model_pairs", "naive_forecasts", "pair_sentences", "paper_tables",
-    "period_of", "price_table", "run_seeds", "score_texts", "search_window", "sentiment_return_table",
-    "text_items", "text_table", "verdict", "window_table",
+    "SeedRun", "advising", "advising_sentences", "beside_paper", "claim_sentences", "config_for_window",
+    "daily_sentiment", "dataset", "direction_table", "in_period", "model_pairs", "naive_forecasts",
+    "pair_sentences", "paper_tables", "price_table", "resolve_period", "run_seeds", "score_texts", "search_window",
+    "sentiment_return_table", "text_items", "text_spans", "text_table", "verdict", "window_table",
 ]
