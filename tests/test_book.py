@@ -84,6 +84,21 @@ def test_book_has_the_paper_001_chapter(built_book):
 
 
 @pytest.mark.slow
+def test_book_has_the_paper_000_chapter(built_book):
+    html = (built_book / "notebooks" / "03_mamballm.html").read_text()
+    for heading in ("Settings beside the paper", "The texts", "Splits and inputs", "Results",
+                    "The headline: lower RMSE than the second-best model", "What the texts add",
+                    "The paper", "Verdict", "Exercises", "Reproduction notes"):
+        assert heading in html, heading
+    captions = re.findall(r'<span class="caption-number">Fig\. 4\.(\d+) </span>', html)
+    assert [int(c) for c in captions] == [1, 2]  # RMSE reduction, forecasts
+    assert "DeepSeek-R1-Distill 7B (authors)" in html and "Outlook:" in html  # the texts side by side
+    assert "The paper: up to 28.50% lower RMSE than the second-best model. This run:" in html  # computed
+    assert "MambaLLM, texts shuffled" in html and "S-Mamba (no text)" in html
+    assert html.count("<table") >= 8
+
+
+@pytest.mark.slow
 def test_book_has_the_paper_003_chapter(built_book):
     html = (built_book / "notebooks" / "04_higstm.html").read_text()
     for heading in ("Settings beside the paper", "Results beside the paper", "Ablations beside the paper",
@@ -92,7 +107,7 @@ def test_book_has_the_paper_003_chapter(built_book):
                     "Survivorship inside the test year",
                     "Cost: time per epoch and memory", "Reproduction notes", "Verdict"):
         assert heading in html, heading
-    captions = re.findall(r'<span class="caption-number">Fig\. 4\.(\d+) </span>', html)
+    captions = re.findall(r'<span class="caption-number">Fig\. 5\.(\d+) </span>', html)
     assert [int(c) for c in captions] == [1, 2, 3, 4]  # backtest curves, box plot, graphs, validation IC
     assert "ridge floor (raw label)" in html and "universe (equal weight)" in html
     assert "HIGSTM" in html and "momentum (yesterday's return)" in html.replace("&#x27;", "'")
@@ -179,6 +194,6 @@ def test_teaching_page_links_the_profiles_execution_times_and_chapters(built_boo
     html = (built_book / "teaching.html").read_text()
     for link in ('href="reproducibility.html"', 'href="_generated/execution.html"',
                  'href="notebooks/01_keras_baselines.html"', 'href="notebooks/04_higstm.html"',
-                 'href="notebooks/02_convlstm_t5.html"'):
+                 'href="notebooks/02_convlstm_t5.html"', 'href="notebooks/03_mamballm.html"'):
         assert link in html, link
     assert "REPRO_DATA_MIRROR" in html and "smoke" in html

@@ -106,7 +106,7 @@ def test_naming_a_profile_without_its_file_is_an_error():
 
 
 def test_every_chapter_has_a_config():
-    assert list(chapters()) == ["00_data", "01_keras_baselines", "02_convlstm_t5", "04_higstm"]
+    assert list(chapters()) == ["00_data", "01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm"]
     assert config_class("04_higstm") is P.Config
     with pytest.raises(ParameterError, match="no chapter module for notebook '04_higstn'; chapters \\(closest "
                                              "first\\): 04_higstm"):

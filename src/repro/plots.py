@@ -299,3 +299,21 @@ def wealth_curves(curves: dict[str, pd.DataFrame], benchmark: str = "buy and hol
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- paper 000
+def reduction_bars(table: pd.DataFrame, claim: float | None = None) -> plt.Figure:
+    """One bar per stock: RMSE reduction against the second-best model (mean over seeds, +- 2 std),
+    with the paper's claim as a dashed line."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    x = np.arange(len(table))
+    err = 2 * table["std over seeds"].fillna(0).to_numpy()
+    ax.bar(x, 100 * table["reduction"], yerr=100 * err, capsize=3)
+    ax.set_xticks(x, [f"{t}\n(vs {r})" for t, r in zip(table.index, table["second best"])], fontsize=7)
+    ax.axhline(0, color="black", lw=0.8)
+    if claim is not None:
+        ax.axhline(100 * claim, ls="--", color="grey", lw=1.0, label=f"paper: up to {claim:.2%}")
+        ax.legend(fontsize=8)
+    ax.set_ylabel("RMSE reduction (%)")
+    fig.tight_layout()
+    return fig

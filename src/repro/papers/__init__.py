@@ -6,6 +6,7 @@ module                      notebook                              protocol
 ``data``                    ``00_data`` (no paper)                --
 ``p002_keras``              ``01_keras_baselines`` (paper 002)    ``price_forecast``
 ``p001_convlstm_t5``        ``02_convlstm_t5`` (paper 001)        ``price_forecast``
+``p000_mamballm``           ``03_mamballm`` (paper 000)           ``price_forecast``
 ``p003_higstm``             ``04_higstm`` (paper 003)             ``cross_section``
 ==========================  ===================================  =============================
 
