@@ -309,7 +309,8 @@ def reduction_bars(table: pd.DataFrame, claim: float | None = None) -> plt.Figur
     x = np.arange(len(table))
     err = 2 * table["std over seeds"].fillna(0).to_numpy()
     ax.bar(x, 100 * table["reduction"], yerr=100 * err, capsize=3)
-    ax.set_xticks(x, [f"{t}\n(vs {r})" for t, r in zip(table.index, table["second best"])], fontsize=7)
+    ax.set_xticks(x, [f"{t}\n(vs {r})" for t, r in zip(table.index, table["second best"])], fontsize=7,
+                  rotation=20, ha="right")
     ax.axhline(0, color="black", lw=0.8)
     if claim is not None:
         ax.axhline(100 * claim, ls="--", color="grey", lw=1.0, label=f"paper: up to {claim:.2%}")
