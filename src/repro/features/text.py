@@ -84,6 +84,17 @@ def calendar_week_mean(items: pd.DataFrame, calendar: pd.DatetimeIndex, tickers:
     return means.reindex(week(cal)).set_axis(cal).fillna(empty)
 
 
+def cap_per_day(items: pd.DataFrame, max_per_day: int | None, day: pd.Series) -> np.ndarray:
+    """Mask keeping at most ``max_per_day`` texts per ticker and ``day`` (all when None), chosen by a hash
+    of ticker, timestamp and text: deterministic, and independent of the order of ``items``."""
+    if not max_per_day:
+        return np.ones(len(items), bool)
+    key = pd.util.hash_pandas_object(items[["ticker", "timestamp", "text"]], index=False).to_numpy()
+    rank = pd.DataFrame({"ticker": items["ticker"], "day": day, "k": key}).groupby(["ticker", "day"])["k"].rank(
+        method="first")
+    return (rank <= max_per_day).to_numpy()
+
+
 # --------------------------------------------------------------------------- paper 001's weighted daily score
 def date_only_timestamps(dates: pd.Series | pd.DatetimeIndex, assume: str = "after_close",
                          tz: str = US_TZ) -> pd.DatetimeIndex:

@@ -17,13 +17,14 @@ last time step as the window's summary, and the sizes of :class:`ConvLSTMSetting
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from .training import as_tensor, check_parts, pick_device, train_early_stopping
 
 LOSSES = ("huber", "mse")
 PREDICT_BATCH = 8192
@@ -99,19 +100,10 @@ def make_loss(settings: ConvLSTMSettings) -> nn.Module:
     raise ValueError(f"loss must be one of {LOSSES}, got {settings.loss!r}")
 
 
-def _tensor(x: np.ndarray, device, name: str, ndim: int) -> torch.Tensor:
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-
-
 def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device=None) -> np.ndarray:
     """Predictions of a trained model for windows ``x`` (n, window, features), in large batches."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    xt = x.to(device) if isinstance(x, torch.Tensor) else _tensor(x, device, "X", 3)
+    xt = x.to(device) if isinstance(x, torch.Tensor) else as_tensor(x, device, "X", (3,))
     model.eval()
     with torch.inference_mode():
         out = [model(xt[i:i + PREDICT_BATCH]) for i in range(0, len(xt), PREDICT_BATCH)]
@@ -139,53 +131,22 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y
     device, with deterministic algorithms on).
     """
     s = settings or ConvLSTMSettings()
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    xtr, ytr = _tensor(X_train, device, "X_train", 3), _tensor(y_train, device, "y_train", 1)
-    xva, yva = _tensor(X_valid, device, "X_valid", 3), _tensor(y_valid, device, "y_valid", 1)
-    if len(xtr) != len(ytr) or len(xva) != len(yva):
-        raise ValueError("X and y must have the same number of samples")
-    if len(xtr) == 0 or len(xva) == 0:
-        raise ValueError("training and validation parts must not be empty")
-    if xva.shape[1:] != xtr.shape[1:]:
-        raise ValueError(f"validation windows {tuple(xva.shape[1:])} differ from training {tuple(xtr.shape[1:])}")
+    device = pick_device(device)
+    xtr, ytr = as_tensor(X_train, device, "X_train", (3,)), as_tensor(y_train, device, "y_train", (1,))
+    xva, yva = as_tensor(X_valid, device, "X_valid", (3,)), as_tensor(y_valid, device, "y_valid", (1,))
+    check_parts(xtr, ytr, xva, yva)
 
     torch.manual_seed(seed)
     model = ConvLSTM(xtr.shape[2], s).to(device)
     loss_fn = make_loss(s)
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
-    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on any device
-
-    n = len(xtr)
-    best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0
-    history = []
-    for epoch in range(1, s.max_epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, n, s.batch_size):
-            idx = order[i:i + s.batch_size]
-            loss = loss_fn(model(xtr[idx]), ytr[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-        valid_loss = _mean_loss(model, loss_fn, xva, yva)
-        history.append((epoch, float(total) / n, valid_loss))
-        if valid_loss < best_loss:
-            best_loss, best_epoch, waited = valid_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= s.patience:
-                break
-    if best_state is not None:  # None only when every validation loss was NaN
-        model.load_state_dict(best_state)
+    best_epoch, history = train_early_stopping(
+        model, optimizer, lambda idx: loss_fn(model(xtr[idx]), ytr[idx]), len(xtr),
+        lambda: _mean_loss(model, loss_fn, xva, yva), s.max_epochs, s.patience, s.batch_size, seed, device)
 
     valid_mse = _mean_loss(model, nn.MSELoss(), xva, yva)
     if isinstance(X_pred, dict):
         predictions: dict[str, np.ndarray] | np.ndarray = {k: predict(model, v, device) for k, v in X_pred.items()}
     else:
         predictions = predict(model, X_pred, device)
-    return FitResult(predictions=predictions, epochs=best_epoch,
-                     history=pd.DataFrame(history, columns=["epoch", "train_loss", "valid_loss"]),
-                     valid_mse=valid_mse)
+    return FitResult(predictions=predictions, epochs=best_epoch, history=history, valid_mse=valid_mse)

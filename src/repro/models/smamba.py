@@ -48,7 +48,6 @@ silently drop its macro input.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ import torch
 from torch import nn
 
 from .ssm import MambaBlock
+from .training import as_tensor, check_parts, pick_device, train_early_stopping
 
 PREDICT_BATCH = 1024  # windows per forward pass when evaluating (bounds the scan's memory)
 MLP_SIZES = (500, 100, 25)  # the authors' MLP after the concatenation
@@ -345,15 +345,6 @@ class FitResult:
     valid_mse: float
 
 
-def _tensor(a, device, name: str, ndims: tuple[int, ...]) -> torch.Tensor:
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim not in ndims:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-
-
 def _text_width(text: torch.Tensor | None, window: int, name: str) -> int:
     if text is None:
         return 0
@@ -400,15 +391,10 @@ def fit_predict(name: str, X_train: np.ndarray, y_train: np.ndarray, X_valid: np
     ``torch.use_deterministic_algorithms(True, warn_only=True)`` on a GPU).
     """
     s = settings or TrainSettings()
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    xtr, ytr = _tensor(X_train, device, "X_train", (3,)), _tensor(y_train, device, "y_train", (1,))
-    xva, yva = _tensor(X_valid, device, "X_valid", (3,)), _tensor(y_valid, device, "y_valid", (1,))
-    if len(xtr) != len(ytr) or len(xva) != len(yva):
-        raise ValueError("X and y must have the same number of samples")
-    if len(xtr) == 0 or len(xva) == 0:
-        raise ValueError("training and validation parts must not be empty")
-    if xva.shape[1:] != xtr.shape[1:]:
-        raise ValueError(f"validation windows {tuple(xva.shape[1:])} differ from training {tuple(xtr.shape[1:])}")
+    device = pick_device(device)
+    xtr, ytr = as_tensor(X_train, device, "X_train", (3,)), as_tensor(y_train, device, "y_train", (1,))
+    xva, yva = as_tensor(X_valid, device, "X_valid", (3,)), as_tensor(y_valid, device, "y_valid", (1,))
+    check_parts(xtr, ytr, xva, yva)
     window, n_features = xtr.shape[1:]
 
     given = [t is not None for t in (text_train, text_valid, text_pred)]
@@ -416,15 +402,16 @@ def fit_predict(name: str, X_train: np.ndarray, y_train: np.ndarray, X_valid: np
         raise ValueError("give text_train, text_valid and text_pred together, or none of them")
     pred_dict = isinstance(X_pred, dict)
     x_pred = X_pred if pred_dict else {"": X_pred}
-    xp = {k: _tensor(v, device, f"X_pred[{k!r}]", (3,)) for k, v in x_pred.items()}
+    xp = {k: as_tensor(v, device, f"X_pred[{k!r}]", (3,)) for k, v in x_pred.items()}
     ttr = tva = None
     tp: dict[str, torch.Tensor | None] = dict.fromkeys(xp)
     if all(given):
-        ttr, tva = _tensor(text_train, device, "text_train", (2, 3)), _tensor(text_valid, device, "text_valid", (2, 3))
+        ttr = as_tensor(text_train, device, "text_train", (2, 3))
+        tva = as_tensor(text_valid, device, "text_valid", (2, 3))
         t_pred = text_pred if isinstance(text_pred, dict) else {"": text_pred}
         if set(t_pred) != set(xp):
             raise ValueError(f"text_pred has keys {sorted(t_pred)}, X_pred {sorted(xp)}")
-        tp = {k: _tensor(v, device, f"text_pred[{k!r}]", (2, 3)) for k, v in t_pred.items()}
+        tp = {k: as_tensor(v, device, f"text_pred[{k!r}]", (2, 3)) for k, v in t_pred.items()}
         for label, t, x in [("text_train", ttr, xtr), ("text_valid", tva, xva)] + [
                 (f"text_pred[{k!r}]", tp[k], xp[k]) for k in xp]:
             if len(t) != len(x):
@@ -464,30 +451,6 @@ def _train(model: nn.Module, s: TrainSettings, seed: int, device: torch.device, 
     optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay,
                                  fused=device.type in ("cpu", "cuda"))
     loss_fn = nn.MSELoss()
-    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on any device
-    n = len(xtr)
-    best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0
-    history = []
-    for epoch in range(1, s.max_epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, n, s.batch_size):
-            idx = order[i:i + s.batch_size]
-            loss = loss_fn(model(xtr[idx], None if ttr is None else ttr[idx]), ytr[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-        valid_loss = _mse(model, xva, yva, tva)
-        history.append((epoch, float(total) / n, valid_loss))
-        if valid_loss < best_loss:
-            best_loss, best_epoch, waited = valid_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= s.patience:
-                break
-    if best_state is not None:  # None only when every validation loss was NaN
-        model.load_state_dict(best_state)
-    return best_epoch, pd.DataFrame(history, columns=["epoch", "train_loss", "valid_loss"])
+    return train_early_stopping(
+        model, optimizer, lambda idx: loss_fn(model(xtr[idx], None if ttr is None else ttr[idx]), ytr[idx]),
+        len(xtr), lambda: _mse(model, xva, yva, tva), s.max_epochs, s.patience, s.batch_size, seed, device)

@@ -25,7 +25,6 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from .. import report
 from ..config import ParameterError, override, param
 from ..data import mamballm, us_prices
 from ..features.technical import indicator_frame
@@ -301,23 +300,15 @@ def direction_table(texts: pd.Series, days: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(predictions: pd.DataFrame, experiment: str = RETURN) -> tuple[pd.DataFrame, list[str]]:
-    sel = predictions[predictions["experiment"] == experiment]
-    table = report.point_verdict(sel, pf.PERSISTENCE)
-    if table.empty:
-        return table, ["No model to compare with persistence in this run."]
-    return table, report.point_sentences(report.point_summary(table), pf.PERSISTENCE)
+    """Every model against persistence, per ticker (Diebold-Mariano, seeds), with sentences."""
+    return pf.persistence_verdict(predictions, experiment)
 
 
 def ablation_pairs(predictions: pd.DataFrame, experiment: str = RETURN) -> pd.DataFrame:
     """MambaLLM against its ablations (no text, indicators, shuffled), per ticker, same days and seeds."""
-    sel = predictions[predictions["experiment"] == experiment]
-    a = sel[sel["model"] == NAMES[MAMBALLM]]
-    parts = []
-    for other in (NAMES["smamba"], INDICATORS, SHUFFLED):
-        b = sel[sel["model"] == other]
-        if len(a) and len(b):
-            parts.append(report.compare_forecasts(a, b).reset_index().assign(against=other))
-    return pd.concat(parts, ignore_index=True).set_index(["against", "ticker"]) if parts else pd.DataFrame()
+    pairs = [(NAMES[MAMBALLM], other) for other in (NAMES["smamba"], INDICATORS, SHUFFLED)]
+    table = pf.paired_forecasts(predictions, experiment, pairs)
+    return table.droplevel("model") if len(table) else table
 
 
 __all__ = [

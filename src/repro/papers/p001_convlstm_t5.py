@@ -27,11 +27,18 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from .. import metrics, report
+from .. import metrics
 from ..backtest import long_flat
 from ..config import ParameterError, override, param
 from ..data import DateRangeError, reuters, stocknet
-from ..features.text import date_only_timestamps, fill_textless_days, follower_weight, weighted_daily_score
+from ..features.text import (
+    US_TZ,
+    cap_per_day,
+    date_only_timestamps,
+    fill_textless_days,
+    follower_weight,
+    weighted_daily_score,
+)
 from ..models import convlstm, t5_numbers
 from ..models.window_search import WindowSearch, adaptive_window_search
 from ..protocols import price_forecast as pf
@@ -143,16 +150,6 @@ def price_table(tickers: list[str]) -> pd.DataFrame:
     return table.set_index(["ticker", "date"]).sort_index()
 
 
-def _sample_per_day(items: pd.DataFrame, max_per_day: int | None) -> np.ndarray:
-    """At most ``max_per_day`` texts per ticker and day, chosen by a hash of the text (deterministic)."""
-    if not max_per_day:
-        return np.ones(len(items), bool)
-    key = pd.util.hash_pandas_object(items[["ticker", "timestamp", "text"]], index=False).to_numpy()
-    day = items["timestamp"].dt.tz_convert("America/New_York").dt.date
-    rank = pd.DataFrame({"t": items["ticker"], "d": day, "k": key}).groupby(["t", "d"])["k"].rank(method="first")
-    return (rank <= max_per_day).to_numpy()
-
-
 def text_items(cfg: Config) -> pd.DataFrame:
     """The texts of the chosen sources, one row each: timestamp, ticker, source, text, weight [001 VI-C].
 
@@ -186,7 +183,8 @@ def text_items(cfg: Config) -> pd.DataFrame:
     items = pd.concat(parts, ignore_index=True)
     tweets = (items["source"] == "tweets").to_numpy()
     keep = ~tweets
-    keep[tweets] = _sample_per_day(items[tweets], cfg.max_tweets_per_day)
+    tw = items[tweets]
+    keep[tweets] = cap_per_day(tw, cfg.max_tweets_per_day, tw["timestamp"].dt.tz_convert(US_TZ).dt.date)
     items = items[keep]
     if cfg.weighting == "equal":
         items = items.assign(weight=1.0)
@@ -195,7 +193,7 @@ def text_items(cfg: Config) -> pd.DataFrame:
 
 def in_period(items: pd.DataFrame, period: tuple, lead_days: int = 7) -> pd.DataFrame:
     """The texts a run uses: those of the period and the ``lead_days`` before it (for its first days)."""
-    day = items["timestamp"].dt.tz_convert("America/New_York").dt.tz_localize(None).dt.normalize()
+    day = _ny_day(items)
     first, last = pd.Timestamp(period[0]) - pd.Timedelta(days=lead_days), pd.Timestamp(period[1])
     return items[(day >= first) & (day <= last)].reset_index(drop=True)
 
@@ -208,7 +206,7 @@ def score_texts(items: pd.DataFrame, scorer) -> pd.DataFrame:
 
 
 def _ny_day(items: pd.DataFrame) -> pd.Series:
-    return items["timestamp"].dt.tz_convert("America/New_York").dt.tz_localize(None).dt.normalize()
+    return items["timestamp"].dt.tz_convert(US_TZ).dt.tz_localize(None).dt.normalize()
 
 
 def text_spans(items: pd.DataFrame) -> pd.DataFrame:
@@ -265,7 +263,7 @@ def daily_sentiment(cfg: Config, items: pd.DataFrame, table: pd.DataFrame) -> pd
 def text_table(items: pd.DataFrame, daily: pd.DataFrame, period: tuple) -> pd.DataFrame:
     """Per ticker and source: texts in the period, and the trading days with and without any text."""
     inside = daily.loc[(slice(None), slice(*period)), :]
-    day = items["timestamp"].dt.tz_convert("America/New_York").dt.tz_localize(None)
+    day = items["timestamp"].dt.tz_convert(US_TZ).dt.tz_localize(None)
     sel = items[(day >= period[0]) & (day <= period[1] + pd.Timedelta(days=1))]
     counts = sel.groupby(["ticker", "source"]).size().unstack("source", fill_value=0)
     days = inside.groupby(level="ticker").agg(**{"trading days": ("texts", "size"),
@@ -497,19 +495,6 @@ def direction_table(predictions: pd.DataFrame, closes: pd.Series) -> pd.DataFram
     return hits.groupby(level=["experiment", "model", "ticker"], sort=False).mean().unstack("ticker")
 
 
-def model_pairs(predictions: pd.DataFrame, experiment: str, pairs: list[tuple[str, str]]) -> pd.DataFrame:
-    """Diebold-Mariano per ticker for each (a, b) pair of models on the same test days and seeds."""
-    sel = predictions[predictions["experiment"] == experiment]
-    parts = []
-    for a, b in pairs:
-        fa, fb = sel[sel["model"] == a], sel[sel["model"] == b]
-        if len(fa) and len(fb):
-            parts.append(report.compare_forecasts(fa, fb).reset_index().assign(model=a, against=b))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True).set_index(["model", "against", "ticker"])
-
-
 def pair_sentences(pairs: pd.DataFrame) -> list[str]:
     """One line per pair: on how many tickers ``model`` has smaller squared errors than ``against``."""
     lines = []
@@ -583,16 +568,7 @@ def advising_sentences(summary: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- verdict
 def verdict(predictions: pd.DataFrame, experiment: str = RETURN) -> tuple[pd.DataFrame, list[str]]:
     """Every model against persistence, per ticker (Diebold-Mariano, seeds), with sentences."""
-    sel = predictions[predictions["experiment"] == experiment]
-    table = report.point_verdict(sel, pf.PERSISTENCE)
-    if table.empty:
-        return table, ["No model to compare with persistence in this run."]
-    lines = report.point_sentences(report.point_summary(table), pf.PERSISTENCE)
-    return table, lines
-
-
-def window_table(search: WindowSearch) -> pd.DataFrame:
-    return search.path.set_index("step")
+    return pf.persistence_verdict(predictions, experiment)
 
 
 def config_for_window(cfg: Config, window: int) -> Config:
@@ -602,7 +578,7 @@ def config_for_window(cfg: Config, window: int) -> Config:
 __all__ = [
     "CONV_LSTM", "Config", "HYBRID", "LEVEL", "MOMENTUM", "REGRESSION", "REGRESSION_VALID", "RETURN", "SHUFFLED",
     "SeedRun", "advising", "advising_sentences", "beside_paper", "claim_sentences", "config_for_window",
-    "daily_sentiment", "dataset", "direction_table", "in_period", "model_pairs", "naive_forecasts",
+    "daily_sentiment", "dataset", "direction_table", "in_period", "naive_forecasts",
     "pair_sentences", "paper_tables", "price_table", "resolve_period", "run_seeds", "score_texts", "search_window",
-    "sentiment_return_table", "text_items", "text_spans", "text_table", "verdict", "window_table",
+    "sentiment_return_table", "text_items", "text_spans", "text_table", "verdict",
 ]

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..config import ParameterError, override, param
 from ..data import stocknet, wdi
-from ..features.text import calendar_week_mean, daily_totals, trailing_count, trailing_mean
+from ..features.text import calendar_week_mean, cap_per_day, daily_totals, trailing_count, trailing_mean
 from ..models import keras_nets
 from ..protocols import price_forecast as pf
 from . import tables as _tables
@@ -190,12 +190,7 @@ def tweet_items(tickers: list[str], scorer, max_per_day: int | None = None) -> p
     if pre_names:
         parts.append(stocknet.tweets(pre_names)[["timestamp", "date", "ticker", "text"]].assign(source="preprocessed"))
     items = pd.concat(parts, ignore_index=True)
-    scored = np.ones(len(items), bool)
-    if max_per_day:
-        key = pd.util.hash_pandas_object(items[["ticker", "timestamp", "text"]], index=False).to_numpy()
-        rank = (pd.DataFrame({"ticker": items["ticker"], "date": items["date"], "k": key})
-                .groupby(["ticker", "date"])["k"].rank(method="first"))
-        scored = (rank <= max_per_day).to_numpy()
+    scored = cap_per_day(items, max_per_day, items["date"])
     unique = items.loc[scored, "text"].drop_duplicates()
     scores = pd.Series(scorer.score(unique.tolist()), index=unique.to_numpy())
     items = items.assign(score=np.where(scored, items["text"].map(scores).to_numpy(), np.nan), scored=scored)

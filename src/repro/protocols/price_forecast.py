@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, report
 from ..config import ChapterConfig, param
 from ..data import DateRangeError
 from ..features import Scaler, make_windows, split_by_fraction
@@ -358,6 +358,29 @@ def per_ticker(scores: pd.DataFrame, experiments: Sequence[str], metric: str = "
     return pd.concat({name: one(name) for name in experiments}, names=["experiment"])
 
 
+def persistence_verdict(predictions: pd.DataFrame, experiment: str) -> tuple[pd.DataFrame, list[str]]:
+    """Every model of ``experiment`` against persistence per ticker (Diebold-Mariano, seed check), with sentences."""
+    sel = predictions[predictions["experiment"] == experiment]
+    table = report.point_verdict(sel, PERSISTENCE)
+    if table.empty:
+        return table, ["No model to compare with persistence in this run."]
+    return table, report.point_sentences(report.point_summary(table), PERSISTENCE)
+
+
+def paired_forecasts(predictions: pd.DataFrame, experiment: str, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Diebold-Mariano per ticker for each (model, against) pair on the same test days and seeds; pairs with a
+    model missing from the run are left out. Indexed by (model, against, ticker)."""
+    sel = predictions[predictions["experiment"] == experiment]
+    parts = []
+    for a, b in pairs:
+        fa, fb = sel[sel["model"] == a], sel[sel["model"] == b]
+        if len(fa) and len(fb):
+            parts.append(report.compare_forecasts(fa, fb).reset_index().assign(model=a, against=b))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True).set_index(["model", "against", "ticker"])
+
+
 def split_tables(datasets: Mapping[str, Dataset]) -> pd.DataFrame:
     """Each experiment's parts: first and last decision day, samples and tickers."""
     return pd.concat({name: ds.split_table() for name, ds in datasets.items()}, names=["experiment"])
@@ -422,7 +445,8 @@ def align(ds: Dataset, frame: pd.DataFrame, part: str = "test") -> np.ndarray:
 
 __all__ = [
     "Collector", "Config", "Dataset", "Fit", "Fitted", "PARTS", "PERSISTENCE", "Tuned", "align", "arima_runs",
-    "baseline_scores", "fit_seeds", "forecast_panels", "make_dataset", "paired_effect", "per_ticker",
+    "baseline_scores", "fit_seeds", "forecast_panels", "make_dataset", "paired_effect", "paired_forecasts",
+    "per_ticker", "persistence_verdict",
     "persistence_predictions", "prediction_frame", "predictions_and_scores", "score", "skill", "skill_per_ticker",
     "split_tables",
     "summarise", "tune_all",
