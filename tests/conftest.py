@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,16 +25,12 @@ def _isolated_results(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def results_dir():
-    from pathlib import Path
-
     return Path(os.environ["REPRO_RESULTS_DIR"])
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Execute a notebook under the smoke profile once per session; return the executed copy."""
-    from pathlib import Path
-
     import papermill
     import yaml
 
@@ -54,3 +54,27 @@ def smoke_run(tmp_path_factory):
 
     run.out_dir = out_dir
     return run
+
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, smoke_run, results_dir):
+    """The book built (HTML, `-n -W`) from every notebook executed under the smoke profile; its HTML folder."""
+    if not (ROOT / "book" / "_mathjax" / "mathjax" / "tex-chtml.js").is_file():
+        pytest.fail("offline MathJax is missing: run `make mathjax` (make test does)")
+    src = tmp_path_factory.mktemp("book") / "book"
+    shutil.copytree(ROOT / "book", src, ignore=shutil.ignore_patterns("_build", "notebooks", "_generated"))
+    (src / "notebooks").mkdir()
+    for nb in NOTEBOOKS:
+        shutil.copy(smoke_run(nb), src / "notebooks" / nb.name)
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([sys.executable, "-m", "repro.book", "pages", "--executed", str(src / "notebooks"),
+                    "--out", str(src / "_generated"), "--results", str(results_dir)], check=True)
+    proc = subprocess.run([str(bin_dir / "jupyter-book"), "build", str(src), "--builder", "html", "-W", "-n",
+                           "--keep-going"], capture_output=True, text=True)
+    assert proc.returncode == 0, (f"book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n"
+                                  f"{proc.stderr[-4000:]}")
+    return src / "_build" / "html"

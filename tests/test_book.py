@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory, smoke_run, results_dir):
-    if not (ROOT / "book" / "_mathjax" / "mathjax" / "tex-chtml.js").is_file():
-        pytest.fail("offline MathJax is missing: run `make mathjax` (make test does)")
-    src = tmp_path_factory.mktemp("book") / "book"
-    shutil.copytree(ROOT / "book", src, ignore=shutil.ignore_patterns("_build", "notebooks", "_generated"))
-    (src / "notebooks").mkdir()
-    for nb in NOTEBOOKS:
-        shutil.copy(smoke_run(nb), src / "notebooks" / nb.name)
-    bin_dir = Path(sys.executable).parent
-    subprocess.run([sys.executable, "-m", "repro.book", "pages", "--executed", str(src / "notebooks"),
-                    "--out", str(src / "_generated"), "--results", str(results_dir)], check=True)
-    proc = subprocess.run([str(bin_dir / "jupyter-book"), "build", str(src), "--builder", "html", "-W", "-n",
-                           "--keep-going"], capture_output=True, text=True)
-    assert proc.returncode == 0, f"book build failed (warnings are errors):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return src / "_build" / "html"
 
 
 @pytest.mark.slow
