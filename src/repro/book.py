@@ -2,9 +2,10 @@
 
 ``python -m repro.book pages --executed book/notebooks --out book/_generated`` writes
 ``execution.md``: per notebook the profile, wall time and peak memory, and the wall
-time of each stage, read from papermill's metadata and the notebooks' ``run.json``; and
-tags the executed notebooks so that they read as chapters (:func:`tidy_notebook`), with a box of the run's
-reproducibility facts under each title (:func:`fact_box`).
+time of each stage, read from papermill's metadata and the notebooks' ``run.json``;
+``overview.md`` and ``overview.csv``: each paper's headline claims beside this build's values
+(:mod:`repro.overview`); and tags the executed notebooks so that they read as chapters
+(:func:`tidy_notebook`), with a box of the run's reproducibility facts under each title (:func:`fact_box`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ def execution_page(executed: Path, results: Path) -> str:
     for name, stages in stage_tables:
         lines += ["", f"## {name}: stages", "", stages.to_markdown(index=False, floatfmt=".1f")]
     return "\n".join(lines) + "\n"
+
+
+def chapter_times(executed: Path, results: Path) -> str:
+    """A markdown table of each executed chapter's profile, wall time and peak memory (for the teaching page)."""
+    rows = []
+    for nb in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
+        rec, run = _records(nb, results)
+        peak = run.get("peak_mem_mb") if run else None
+        rows.append({"chapter": f"{{doc}}`/notebooks/{rec['notebook']}`", "profile": rec["profile"],
+                     "wall time (min)": rec["wall_s"] / 60 if rec["wall_s"] is not None else float("nan"),
+                     "peak memory (GiB)": peak / 1024 if peak else float("nan")})
+    if not rows:
+        return "No chapter was executed in this build.\n"
+    return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".1f") + "\n"
 
 
 FACTS_KEY = "repro_facts"
@@ -145,6 +160,39 @@ def tidy_folder(executed: Path, results: Path) -> list[str]:
     return done
 
 
+def overview_runs(executed: Path, results: Path) -> dict:
+    """The results behind :mod:`repro.overview`'s page: every chapter with headlines, its results when it was
+    executed into ``executed`` (None otherwise). An executed chapter whose results are missing, or come from
+    another profile than the executed notebook, is an error: the page would show numbers of another run."""
+    from . import overview
+
+    runs = {}
+    for notebook in overview.chapter_runs(results):
+        path = executed / f"{notebook}.ipynb"
+        if not path.is_file():
+            runs[notebook] = None
+            continue
+        res = overview.ChapterResults(notebook, results / notebook)
+        profile = _notebook_record(path)["profile"]
+        if res.profile != profile:
+            raise overview.MissingResult(
+                f"{notebook}: the results in {res.folder} are from profile {res.profile!r} but the executed notebook "
+                f"{path} ran profile {profile!r}; re-run the chapter so both come from one run.")
+        runs[notebook] = res
+    return runs
+
+
+def write_overview(executed: Path, results: Path, out: Path) -> pd.DataFrame:
+    """``overview.md`` and ``overview.csv`` in ``out``; the table."""
+    from . import overview
+
+    runs = overview_runs(executed, results)
+    table = overview.collect(runs)
+    io.write_text(out / "overview.md", overview.page(table, runs))
+    io.write_text(out / "overview.csv", table.to_csv(index=False))
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro.book")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = args.results or Path(os.environ.get("REPRO_RESULTS_DIR") or paths.project_root() / "results")
     io.write_text(args.out / "execution.md", execution_page(args.executed, results))
+    write_overview(args.executed, results, args.out)
+    io.write_text(args.out / "chapter_times.md", chapter_times(args.executed, results))
     tidy_folder(args.executed, results)
     return 0
 

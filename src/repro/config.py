@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,8 @@ import pandas as pd
 
 PROFILES = ("smoke", "book", "full")
 DEFAULT_PROFILE = "book"
+#: Environment variable naming the profile of a notebook run as it is (Jupyter, nbval), without papermill's ``-f``.
+PROFILE_ENV = "REPRO_PROFILE"
 
 
 class ParameterError(ValueError):
@@ -184,9 +187,19 @@ class ChapterConfig:
 
         Only names of this config's fields are read. Naming a profile without applying its
         file (``-p profile full`` without ``-f``) is an error: the run would be labelled
-        ``full`` with ``book`` values.
+        ``full`` with ``book`` values. A notebook opened in Jupyter or run by ``pytest --nbval``
+        follows ``$REPRO_PROFILE`` when its ``profile`` is left at the default: that profile's
+        file applies, and any value changed in the parameters cell still wins.
         """
         values = {f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace}
+        env = os.environ.get(PROFILE_ENV, "").strip()
+        if env and env != DEFAULT_PROFILE and values.get("profile", DEFAULT_PROFILE) == DEFAULT_PROFILE:
+            if env not in PROFILES:
+                raise ParameterError(f"{PROFILE_ENV}={env!r} is not a profile; profiles (closest first): "
+                                     + ", ".join(closest_first(env, PROFILES)))
+            defaults = cls()
+            changed = {k: v for k, v in values.items() if k != "profile" and v != getattr(defaults, k)}
+            return cls.for_profile(env, **changed)
         cfg = cls(**values)
         cfg._check_profile_applied()
         return cfg
@@ -264,5 +277,7 @@ def profile_overrides(notebook: str, profile: str) -> dict[str, Any]:
     return values
 
 
-__all__ = ["ChapterConfig", "NOT_STATED", "PROFILES", "ParameterError", "closest_first", "literal", "override", "param",
-           "profile_overrides", "profile_path"]
+__all__ = [
+    "NOT_STATED", "PROFILES", "PROFILE_ENV", "ChapterConfig", "ParameterError", "closest_first", "literal",
+    "override", "param", "profile_overrides", "profile_path",
+]

@@ -33,6 +33,9 @@ from ..protocols import price_forecast as pf
 from ..text import embed, llm
 
 NOTEBOOK = "03_mamballm"
+PAPER = "Paper 000 (MambaLLM)"
+#: The abstract's headline: "up to 28.50% lower RMSE than the second-best model".
+PAPER_REDUCTION = 0.2850
 PAPER_TICKERS = ("AAPL", "AMZN", "MSFT", "TSLA", "GOOGL", "META")
 #: The authors' twelve stock features (their column order).
 FEATURES = ["open", "high", "low", "close", "volume", "sma10", "sma50", "ema10", "bb_upper", "bb_lower", "macd",
@@ -304,6 +307,37 @@ def verdict(predictions: pd.DataFrame, experiment: str = RETURN) -> tuple[pd.Dat
     return pf.persistence_verdict(predictions, experiment)
 
 
+def headlines(res) -> list:
+    """The overview's row (:mod:`repro.overview`): the abstract's "up to 28.50% lower RMSE than the second-best
+    model" beside ours on the stock where it is largest, persistence's reduction against the same rival, and
+    MambaLLM against persistence there (Diebold-Mariano)."""
+    from .. import overview
+
+    if not res.ran("models", MAMBALLM):
+        return []
+    scores = res.rows("metrics.csv", "the RMSE of every model", experiment=RETURN)
+    scores = scores[~scores["ticker"].isin(["mean", "pooled"])]
+    if scores["model"].nunique() < 3:
+        raise res.missing("a model other than MambaLLM and persistence (the 'second best')", "metrics.csv")
+    table = rmse_reduction(scores)
+    best = table["reduction"].idxmax()
+    row = table.loc[best]
+    per = scores[scores["ticker"] == best].groupby("model")["RMSE"].mean()
+    preds = res.table("predictions.parquet")
+    test = overview.point_test(preds[preds["experiment"] == RETURN], NAMES[MAMBALLM], pf.PERSISTENCE, best)
+    words = overview.point_words(test, "persistence")
+    return [overview.Headline(
+        claim=f"Up to {PAPER_REDUCTION:.2%} lower RMSE than the second-best model (abstract)",
+        metric=f"1 - RMSE / RMSE of the second-best model, best of {len(table)} stock(s) ({best}; second best "
+               f"{row['second best']})",
+        paper_value=PAPER_REDUCTION, ours=float(row["reduction"]), ours_std=float(row["std over seeds"]),
+        seeds=int(row["seeds"]), baseline="persistence",
+        baseline_value=float(1 - per[pf.PERSISTENCE] / per[row["second best"]]), vs_baseline=test["verdict"],
+        verdict=f"On {best}, MambaLLM is {words}; the reduction is positive on {int((table['reduction'] > 0).sum())} "
+                f"of {len(table)} stocks.",
+        section="The headline: lower RMSE than the second-best model", percent=True)]
+
+
 def ablation_pairs(predictions: pd.DataFrame, experiment: str = RETURN) -> pd.DataFrame:
     """MambaLLM against its ablations (no text, indicators, shuffled), per ticker, same days and seeds."""
     pairs = [(NAMES[MAMBALLM], other) for other in (NAMES["smamba"], INDICATORS, SHUFFLED)]
@@ -312,8 +346,8 @@ def ablation_pairs(predictions: pd.DataFrame, experiment: str = RETURN) -> pd.Da
 
 
 __all__ = [
-    "Config", "FEATURES", "INDICATORS", "LEVEL", "MAMBALLM", "NAMES", "RETURN", "SHUFFLED", "ablation_pairs",
-    "dataset", "day_texts", "direction_table", "fit_all", "index_days", "indicator_vectors", "make_backend",
-    "reduction_sentences", "rmse_reduction", "side_by_side", "stock_table", "text_vectors", "verdict",
-    "window_mean",
+    "FEATURES", "INDICATORS", "LEVEL", "MAMBALLM", "NAMES", "PAPER", "PAPER_REDUCTION", "RETURN", "SHUFFLED",
+    "Config", "ablation_pairs", "dataset", "day_texts", "direction_table", "fit_all", "headlines", "index_days",
+    "indicator_vectors", "make_backend", "reduction_sentences", "rmse_reduction", "side_by_side", "stock_table",
+    "text_vectors", "verdict", "window_mean",
 ]

@@ -45,6 +45,7 @@ from ..protocols import price_forecast as pf
 from . import tables as _tables
 
 NOTEBOOK = "02_convlstm_t5"
+PAPER = "Paper 001 (Conv-LSTM + T5)"
 PAPER_TICKERS = ("AAPL", "GOOG")
 #: The paper's columns but the adjusted close (rescaled at download time for later dividends, see chapter 01).
 PRICE_FEATURES = ["open", "high", "low", "close", "volume"]
@@ -571,14 +572,44 @@ def verdict(predictions: pd.DataFrame, experiment: str = RETURN) -> tuple[pd.Dat
     return pf.persistence_verdict(predictions, experiment)
 
 
+def headlines(res) -> list:
+    """The overview's rows (:mod:`repro.overview`): Tables I/II's hybrid MAE per ticker beside ours and
+    persistence's, with Diebold-Mariano against persistence and the hybrid / Conv-LSTM ratio beside the paper's."""
+    from .. import overview
+
+    out = []
+    preds = None
+    for ticker in PAPER_TICKERS:
+        if not res.ran("tickers", ticker):
+            continue
+        paper = paper_tables()[ticker]
+        rows = {m: res.rows("metrics.csv", f"{m}'s MAE on {ticker}", experiment=RETURN, model=m, ticker=ticker)
+                for m in (HYBRID, CONV_LSTM, pf.PERSISTENCE)}
+        preds = res.table("predictions.parquet") if preds is None else preds
+        test = overview.point_test(preds[preds["experiment"] == RETURN], HYBRID, pf.PERSISTENCE, ticker)
+        mean, std, n = overview.seed_stats(rows[HYBRID].groupby("seed")["MAE"].mean())
+        ratio = mean / rows[CONV_LSTM]["MAE"].mean()
+        printed = paper.loc["MAE", "hybrid"] / paper.loc["MAE", "Conv-LSTM"]
+        words = overview.point_words(test, "persistence")
+        out.append(overview.Headline(
+            claim=f"Table {'I' if ticker == 'AAPL' else 'II'} ({ticker}): hybrid MAE {paper.loc['MAE', 'hybrid']:.4f}, "
+                  f"Conv-LSTM {paper.loc['MAE', 'Conv-LSTM']:.4f}",
+            metric=f"MAE (dollars), {ticker} close", paper_value=float(paper.loc["MAE", "hybrid"]), ours=mean,
+            ours_std=std, seeds=n, baseline="persistence", baseline_value=float(rows[pf.PERSISTENCE]["MAE"].mean()),
+            vs_baseline=test["verdict"],
+            verdict=f"{words[0].upper() + words[1:]}; hybrid / Conv-LSTM MAE {ratio:.2f} (paper {printed:.2f}).",
+            section="Results beside the paper (Tables I and II)", higher_is_better=False))
+    return out
+
+
 def config_for_window(cfg: Config, window: int) -> Config:
     return dataclasses.replace(cfg, window=window)
 
 
 __all__ = [
-    "CONV_LSTM", "Config", "HYBRID", "LEVEL", "MOMENTUM", "REGRESSION", "REGRESSION_VALID", "RETURN", "SHUFFLED",
-    "SeedRun", "advising", "advising_sentences", "beside_paper", "claim_sentences", "config_for_window",
-    "daily_sentiment", "dataset", "direction_table", "in_period", "naive_forecasts",
-    "pair_sentences", "paper_tables", "price_table", "resolve_period", "run_seeds", "score_texts", "search_window",
+    "CONV_LSTM", "HYBRID", "LEVEL", "MOMENTUM", "PAPER", "REGRESSION", "REGRESSION_VALID", "RETURN", "SHUFFLED",
+    "Config", "SeedRun", "advising", "advising_sentences", "beside_paper", "claim_sentences", "config_for_window",
+    "daily_sentiment", "dataset", "direction_table", "headlines", "in_period", "naive_forecasts", "pair_sentences",
+    "paper_tables", "price_table", "resolve_period", "run_seeds", "score_texts", "search_window",
     "sentiment_return_table", "text_items", "text_spans", "text_table", "verdict",
 ]

@@ -32,6 +32,7 @@ from ..protocols import price_forecast as pf
 from . import tables as _tables
 
 NOTEBOOK = "01_keras_baselines"
+PAPER = "Paper 002 (Keras deep learning)"
 PAPER_TICKERS = ("AAPL", "AMZN", "GOOG", "MSFT")
 #: The paper's price columns but ``adj_close``: Yahoo's adjusted close is rescaled at download time for every
 #: later dividend, so a row's value depends on what happened after it (and equals ``close`` for GOOG and AMZN).
@@ -570,12 +571,47 @@ def verdict(predictions: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, list[
     return table, lines
 
 
+#: The headline claims the book's overview checks: (paper's model, metric column, label), section 5's numbers.
+HEADLINES = (("BiLSTM", "R2", "R²"), ("CNN", "MAE", "MAE (dollars)"))
+
+
+def headlines(res) -> list:
+    """The overview's rows (:mod:`repro.overview`): section 5's pooled R² and MAE beside ours and persistence's,
+    with the per-ticker Diebold-Mariano verdict against persistence. Models not run are left out."""
+    from .. import overview
+
+    experiments = res.params["experiments"]
+    out = []
+    for title, column, label in HEADLINES:
+        paper = paper_tables()["results"].loc[title]
+        model = PAPER_NAMES[title]
+        if not res.ran("models", model):
+            continue
+        exp = _experiment_for(paper["setting"], experiments)
+        ours = res.rows("metrics.csv", f"{model}'s pooled {column}", experiment=exp, model=model, ticker="pooled")
+        base = res.rows("metrics.csv", f"persistence's pooled {column}", experiment=exp, model=pf.PERSISTENCE,
+                        ticker="pooled")
+        preds = res.table("predictions.parquet")
+        preds = preds[preds["experiment"] == exp]
+        tests = {t: overview.point_test(preds, model, pf.PERSISTENCE, t) for t in res.params["tickers"]}
+        word, words = overview.across_tickers(tests, "persistence")
+        mean, std, n = overview.seed_stats(ours.groupby("seed")[column].mean())
+        out.append(overview.Headline(
+            claim=f"{title} ({paper['setting']}): {column.replace('R2', 'R²')} {paper[column]:.4f}",
+            metric=f"{label}, pooled over {len(res.params['tickers'])} ticker(s) (paper: 4); {exp} features",
+            paper_value=float(paper[column]), ours=mean, ours_std=std, seeds=n,
+            baseline="persistence", baseline_value=float(base[column].mean()), vs_baseline=word,
+            verdict=words[0].upper() + words[1:] + ".", section="Beside the paper",
+            higher_is_better=column == "R2"))
+    return out
+
+
 __all__ = [
-    "Config", "FEATURE_SETS", "LEAKY_WEEK", "MACRO_FEATURES", "NOTEBOOK", "PAPER_TICKERS", "PRICE_FEATURES",
-    "PROTOCOL_VARIANTS", "SAME_HP", "TARGET", "TEXT_EXPERIMENTS", "TRAILING", "add_text_features", "baselines",
-    "best_hyperparameters", "calendar_week_variant", "converged_check", "converged_sentences", "coverage",
-    "daily_table", "datasets", "final_fits", "hybrid_ablation", "hyperparameter_table", "keras_fit", "model_lines",
-    "needs_text", "paper_comparison", "paper_tables", "periods", "price_ranges", "protocol_variants",
-    "range_sentences", "resolve_text", "same_hp_sentiment", "tuner", "tweet_items", "tweet_span", "verdict",
-    "window_sweep",
+    "FEATURE_SETS", "HEADLINES", "LEAKY_WEEK", "MACRO_FEATURES", "NOTEBOOK", "PAPER", "PAPER_TICKERS",
+    "PRICE_FEATURES", "PROTOCOL_VARIANTS", "SAME_HP", "TARGET", "TEXT_EXPERIMENTS", "TRAILING", "Config",
+    "add_text_features", "baselines", "best_hyperparameters", "calendar_week_variant", "converged_check",
+    "converged_sentences", "coverage", "daily_table", "datasets", "final_fits", "headlines", "hybrid_ablation",
+    "hyperparameter_table", "keras_fit", "model_lines", "needs_text", "paper_comparison", "paper_tables", "periods",
+    "price_ranges", "protocol_variants", "range_sentences", "resolve_text", "same_hp_sentiment", "tuner",
+    "tweet_items", "tweet_span", "verdict", "window_sweep",
 ]

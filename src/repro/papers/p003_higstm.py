@@ -30,6 +30,7 @@ from ..protocols import cross_section as cs
 from . import tables as _tables
 
 NOTEBOOK = "04_higstm"
+PAPER = "Paper 003 (HIGSTM)"
 
 #: Features built from OHLCV and the adjustment factor ([003] Table 4 names), made scale-free.
 FEATURES = ["open", "high", "low", "pre_close", "pct_chg", "change", "ma5", "ma10", "ma15", "ma20", "ma25",
@@ -181,6 +182,37 @@ MODELS: dict[str, cs.Factory] = {
 # --------------------------------------------------------------------------- the paper's tables beside ours
 def paper_tables() -> dict[str, pd.DataFrame]:
     return _tables(__name__)
+
+
+def headlines(res) -> list:
+    """The overview's rows (:mod:`repro.overview`): Table 2's HIGSTM IC per universe beside ours (mean and std over
+    seeds, t over the test days) and the momentum score's, with HIGSTM against momentum and the ridge floor
+    (paired t-test on the daily IC, seed check)."""
+    from .. import overview, report
+
+    out = []
+    printed = paper_tables()["table2"]
+    for universe in printed.index.get_level_values("universe").unique():
+        if not res.ran("universes", universe):
+            continue
+        daily = res.rows("daily_ic.csv", f"the daily IC on {universe}", universe=universe)
+        for model in ("HIGSTM", cs.MOMENTUM):
+            res.rows("daily_ic.csv", f"{model}'s daily IC on {universe}", universe=universe, model=model)
+        table = report.ranking_verdict(daily, "HIGSTM", "IC")
+        ours = table.loc["HIGSTM"]
+        word, words = overview.ranking_words(table, "HIGSTM", cs.MOMENTUM, "momentum")
+        extra = [overview.ranking_words(table, "HIGSTM", f, "the ridge floor")[1] for f in FLOORS[:1]
+                 if f in table.index]
+        out.append(overview.Headline(
+            claim=f"HIGSTM IC {printed.loc[(universe, 'HIGSTM'), 'IC']:.4f} on {universe.upper()} (Table 2)",
+            metric=f"daily Pearson IC, {universe.upper()}, test days",
+            paper_value=float(printed.loc[(universe, "HIGSTM"), "IC"]),
+            ours=float(ours["mean"]), ours_std=float(ours["seed std"]), seeds=int(ours["seeds"]),
+            baseline="momentum", baseline_value=float(table.loc[cs.MOMENTUM, "mean"]), vs_baseline=word,
+            verdict=f"HIGSTM's IC has t = {ours['t']:.2f} over {int(ours['days'])} days; it is "
+                    + " and ".join([words, *extra]) + ".",
+            section="Results beside the paper's Table 2"))
+    return out
 
 
 def seed_table(results: pd.DataFrame, models: list[str], show: tuple[str, ...] = OUR_METRICS) -> pd.DataFrame:
@@ -404,9 +436,11 @@ def pit_sentences(table: pd.DataFrame, cfg: Config) -> list[str]:
     return lines
 
 
-__all__ = ["ABLATIONS", "BASELINES", "CONVERGED", "Config", "FEATURES", "FEATURE_NOTES", "FLOORS", "MODELS",
-           "NOTEBOOK", "OUR_METRICS", "PIT", "RANK", "TABLE2_METRICS", "TRAINED", "UNAVAILABLE", "UNTRAINED",
-           "beside_paper", "converged_config", "converged_curves", "converged_sentences", "converged_table",
-           "feature_table", "features", "focus_member", "graph_neighbours", "label_sentences", "label_table",
-           "ours_vs_paper", "paper_tables", "pit_sentences", "pit_table", "prepare", "prepare_point_in_time",
-           "rank_label_config", "rerun_baselines", "seed_table", "verdict"]
+__all__ = [
+    "ABLATIONS", "BASELINES", "CONVERGED", "FEATURES", "FEATURE_NOTES", "FLOORS", "MODELS", "NOTEBOOK",
+    "OUR_METRICS", "PAPER", "PIT", "RANK", "TABLE2_METRICS", "TRAINED", "UNAVAILABLE", "UNTRAINED", "Config",
+    "beside_paper", "converged_config", "converged_curves", "converged_sentences", "converged_table",
+    "feature_table", "features", "focus_member", "graph_neighbours", "headlines", "label_sentences", "label_table",
+    "ours_vs_paper", "paper_tables", "pit_sentences", "pit_table", "prepare", "prepare_point_in_time",
+    "rank_label_config", "rerun_baselines", "seed_table", "verdict",
+]
