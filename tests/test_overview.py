@@ -97,7 +97,7 @@ def test_a_value_the_overview_needs_and_the_results_lack_is_an_error_that_names_
     res = overview.ChapterResults(p003.NOTEBOOK, folder)
     with pytest.raises(overview.MissingResult, match=r"04_higstm: HIGSTM's daily IC on csi500 \(universe = 'csi500', "
                                                      r"model = 'HIGSTM'\) is missing from .*daily_ic.csv\. Re-run the "
-                                                     r"chapter \(`make run NB=04_higstm PROFILE=book`"):
+                                                     r"chapter \(`make book PROFILE=book` re-executes it"):
         p003.headlines(res)
     (folder / "daily_ic.csv").unlink()
     with pytest.raises(overview.MissingResult, match="the file daily_ic.csv is missing"):

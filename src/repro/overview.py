@@ -86,8 +86,9 @@ class ChapterResults:
     def missing(self, what: str, file: str) -> MissingResult:
         return MissingResult(
             f"{self.notebook}: {what} is missing from {self.folder / file}. Re-run the chapter "
-            f"(`make run NB={self.notebook} PROFILE={self.run.get('profile', 'book')}` or `make book`), or, if the "
-            "chapter no longer writes it, update its module's `headlines`.")
+            f"(`make book PROFILE={self.run.get('profile', 'book')}` re-executes it when its inputs changed; "
+            f"`rm book/notebooks/{self.notebook}.ipynb` forces it), or, if the chapter no longer writes it, update "
+            "its module's `headlines`.")
 
     def table(self, name: str) -> pd.DataFrame:
         """A CSV or parquet file of the folder."""
@@ -179,6 +180,13 @@ def ranking_words(verdict: pd.DataFrame, model: str, against: str, label: str | 
 
 
 # --------------------------------------------------------------------------- collecting
+def headline_chapters() -> list[str]:
+    """The notebooks whose chapter module has a ``headlines`` function."""
+    from .papers import chapters
+
+    return [notebook for notebook, module in chapters().items() if hasattr(module, "headlines")]
+
+
 def chapter_runs(results: Path, notebooks: Iterable[str] | None = None) -> dict[str, ChapterResults | None]:
     """Every chapter with a ``headlines`` function: its results (None when it has no run in ``results``)."""
     from .papers import chapters
@@ -285,13 +293,15 @@ def page(table: pd.DataFrame, runs: Mapping[str, ChapterResults | None]) -> str:
                                for _, r in table.iterrows()],
             "Verdict": table["verdict"],
         })
-        # the table spans the right margin too (sphinx-book-theme's full-width container): seven columns
-        lines += ["````{div} full-width", "```{list-table} Headline claims beside this build's runs",
+        # The table spans the right margin too (sphinx-book-theme's full-width container). The theme's script
+        # then needs the page's own table of contents, which headings give it.
+        lines += ["## Headline claims", "", "````{div} full-width",
+                  "```{list-table} Headline claims beside this build's runs",
                   ":header-rows: 1", ":name: overview-table", ":widths: 12 20 7 10 11 40", ""]
         for record in [list(shown.columns), *shown.astype(str).values.tolist()]:
             lines.append("* - " + "\n  - ".join(cell.replace("\n", " ") for cell in record))
         lines += ["```", "````", ""]
-        lines += ["Runs behind the table:", ""]
+        lines += ["## The runs behind the table", ""]
         for notebook, res in runs.items():
             if res is not None:
                 commit = res.run.get("git_commit") or "unknown"
@@ -305,6 +315,7 @@ def page(table: pd.DataFrame, runs: Mapping[str, ChapterResults | None]) -> str:
 
 
 __all__ = [
-    "COLUMNS", "ChapterResults", "Headline", "MissingResult", "across_tickers", "chapter_runs", "collect", "p_text",
-    "page", "point_test", "point_words", "ranking_words", "seed_stats", "slug", "summary_sentences",
+    "COLUMNS", "ChapterResults", "Headline", "MissingResult", "across_tickers", "chapter_runs", "collect",
+    "headline_chapters", "ours_text", "p_text", "page", "paper_value_text", "point_test", "point_words",
+    "ranking_words", "seed_stats", "slug", "summary_sentences",
 ]
