@@ -4,6 +4,8 @@
     repro run NOTEBOOK [--profile P] [-p NAME=VALUE ...] [--out DIR]
                                              check every parameter, then execute with papermill
                                              into runs/<notebook>-<UTC time>/
+    repro sweep NOTEBOOK [--profile P] [-p NAME=A,B | NAME=0..4 ...] [--workers N | --scheduler ADDRESS]
+                                             a grid of runs on Dask distributed, merged into one table
     repro data [fetch [SOURCE ...] | sources]
                                              which data sets are here and verified; get them
 
@@ -460,7 +462,7 @@ def cmd_data(action: str | None, sources: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- entry point
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{list,run,data}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{list,run,sweep,data}")
     ls = sub.add_parser("list", help="notebooks and profiles; with NOTEBOOK, its parameters")
     ls.add_argument("notebook", nargs="?", metavar="NOTEBOOK")
     run = sub.add_parser("run", help="check the parameters, then execute one notebook into a run folder")
@@ -470,6 +472,16 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-p", dest="params", action="append", default=[], metavar="NAME=VALUE",
                      help="set a parameter (repeatable); lists as A,B or JSON")
     run.add_argument("--out", metavar="DIR", help="run folder (default runs/<notebook>-<UTC time>/)")
+    sw = sub.add_parser("sweep", help="run a grid of parameter values on Dask distributed and merge the results")
+    sw.add_argument("notebook", metavar="NOTEBOOK")
+    sw.add_argument("--profile", default=DEFAULT_PROFILE, metavar="P",
+                    help=f"{' | '.join(PROFILES)} (default {DEFAULT_PROFILE})")
+    sw.add_argument("-p", dest="params", action="append", default=[], metavar="NAME=VALUES",
+                    help="an axis of the grid: A,B, a JSON list, or 0..4 (repeatable; one value: fixed)")
+    sw.add_argument("--workers", type=int, default=2, metavar="N", help="local worker processes (default 2)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
+                    "(its workers need this project installed at the same path)")
+    sw.add_argument("--out", metavar="DIR", help="sweep folder (default runs/sweep-<notebook>-<UTC time>/)")
     dat = sub.add_parser("data", help="which data sets are here and verified; fetch them")
     dat_sub = dat.add_subparsers(dest="action", metavar="{fetch,sources}")
     fetch = dat_sub.add_parser("fetch", help="download (or verify from REPRO_DATA_MIRROR) and unpack")
@@ -501,6 +513,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         return cmd_run(args.notebook, args.profile, args.params, args.out)
+    if args.command == "sweep":
+        from . import sweep
+
+        return sweep.main(args.notebook, args.profile, args.params, args.workers, args.scheduler, args.out)
     return cmd_data(args.action, getattr(args, "sources", []))
 
 if __name__ == "__main__":
