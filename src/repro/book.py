@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     write_if_changed(args.out / "execution.md", execution_page(args.executed, results))
     write_overview(args.executed, results, args.out)
     write_if_changed(args.out / "chapter_times.md", chapter_times(args.executed, results))
+    from . import bench
+
+    write_if_changed(args.out / "performance.md", bench.page(bench.bench_dir()))
     tidy_folder(args.executed, results)
     return 0
 
