@@ -1,4 +1,4 @@
-"""The two procedures the chapters share, paper-agnostic and tested.
+"""The procedures the chapters share, paper-agnostic and tested.
 
 * :mod:`~repro.protocols.cross_section` -- rank a universe's stocks every day: CSI panel ->
   purged chronological splits -> day-batch training with early stopping on every
@@ -6,6 +6,9 @@
 * :mod:`~repro.protocols.price_forecast` -- forecast one stock's next price: windows ->
   chronological split with train-only scalers -> tuner and seed loop -> predictions ->
   per-ticker point metrics and skill over persistence (papers 000, 001, 002).
+* :mod:`~repro.protocols.qlib_alpha360` -- qlib's CSI300 Alpha360 benchmark recipe on our
+  data (features, label, processors, segments, LightGBM and a ridge): the calibration a
+  cross-sectional chapter runs before trusting its own numbers (paper 004).
 
 Each takes a model factory and a chapter config (a subclass of the protocol's
 ``Config``) and saves per-day or per-sample predictions through :class:`repro.runs.Run`,
