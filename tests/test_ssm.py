@@ -1,4 +1,5 @@
-"""The selective scan: parallel and CUDA paths against the sequential reference, and the Mamba block."""
+"""The selective scan: parallel and CUDA paths against the sequential reference, and the Mamba block
+(the fused CPU kernel: tests/test_scan_fused.py)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def test_auto_backend_on_cpu_and_errors_name_the_fix(monkeypatch):
     kw = inputs()
     args = {k: kw[k] for k in ("x", "delta", "A", "B", "C")}
     calls = []
+    monkeypatch.setattr(ssm, "fused_available", lambda: False)  # the rule without the compiled kernel
     monkeypatch.setattr(ssm, "selective_scan_sequential", lambda *a: calls.append("sequential") or a[0])
     monkeypatch.setattr(ssm, "selective_scan_parallel", lambda *a: calls.append("parallel") or a[0])
     ssm.selective_scan(**args)

@@ -9,17 +9,27 @@ state n, with zero-order hold for A and the usual first-order simplification for
 B_t and C_t are input-dependent and may have any state width N -- HIGSTM concatenates
 macro information to them ([003 eq. 14] and [003 eq. 19]), so N = d_state + d_te there.
 
-Three implementations of one function, :func:`selective_scan`:
+Four implementations of one function, :func:`selective_scan`:
 
 * ``"cuda"`` -- mamba-ssm's fused ``selective_scan_fn`` (GPU, optional ``gpu`` extra);
+* ``"fused"`` -- a small C kernel with a hand-written backward (:mod:`repro.models.scan_cpu`),
+  compiled on first use (about 1.6 s here, then cached) and called through ctypes: one pass
+  over the inputs per direction, the state in cache, nothing of size (batch, L, channels, N)
+  stored. ``"auto"`` uses it on CPUs for float32/float64 inputs whenever it builds;
 * ``"parallel"`` -- a pure-PyTorch Blelloch parallel scan (``mambapy.pscan``): O(log L)
   sequential steps, but many full passes over the (batch, L, channels, N) tensors;
 * ``"sequential"`` -- one vectorised update per time step (batch, channels and state at
-  once): the reference the tests compare against, and on a CPU the faster of the two for
-  the short windows of these papers. Measured on 2 cores, forward + backward, 8,000
-  sequence-steps x 64 channels x 16 states: L=16 0.07 s vs 0.23 s (parallel), L=64 0.09
-  vs 0.17, L=256 0.14 vs 0.17; HIGSTM's CSI500 day (498 x 16 x 128 x 48): 0.75 s vs 4.0 s.
-  ``"auto"`` therefore uses it on CPUs up to ``SEQUENTIAL_MAX_LENGTH``.
+  once): the reference the tests compare against.
+
+Measured on this 2-core machine (float32, forward + backward, medians of 9 runs with the backends
+taking turns, :func:`repro.bench_scan.scan_timings`), sequential / parallel / fused in ms: batch 32,
+64 channels, 16 states, L=16 7.9 / 8.2 / 1.4, L=64 27 / 25 / 2.2, L=256 170 / 172 / 7.3,
+L=1024 1,497 / 609 / 26; HIGSTM's CSI500 day (498 x 16 x 128 x 48) 378 / 951 / 30, its book
+profile (498 x 16 x 32 x 32) 49 / 80 / 7.5. The fused scan is still 7-26 times the memory-bound
+floor (the time to copy its inputs and outputs once): it evaluates batch x L x channels x N
+exponentials, which at N = 16-48 cost more than moving the data. Without the kernel (no C
+compiler), ``"auto"`` uses the step loop up to ``SEQUENTIAL_MAX_LENGTH`` steps, the parallel scan
+above.
 
 Layout is batch-first: ``x, delta, z: (batch, length, channels)``, ``A: (channels, N)``,
 ``B, C: (batch, length, N)``, ``D: (channels,)``.
@@ -27,6 +37,7 @@ Layout is batch-first: ``x, delta, z: (batch, length, channels)``, ``A: (channel
 
 from __future__ import annotations
 
+import importlib
 import math
 from functools import lru_cache
 
@@ -34,8 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKENDS = ("auto", "cuda", "parallel", "sequential")
-SEQUENTIAL_MAX_LENGTH = 512  # on a CPU, above this the parallel scan is used
+from . import scan_cpu
+
+BACKENDS = ("auto", "cuda", "fused", "parallel", "sequential")
+SEQUENTIAL_MAX_LENGTH = 512  # on a CPU without the fused kernel, above this the parallel scan is used
 
 
 @lru_cache(maxsize=1)
@@ -54,9 +67,27 @@ def cuda_available() -> bool:
     return torch.cuda.is_available() and _cuda_scan() is not None
 
 
+def fused_available() -> bool:
+    """True when the fused CPU kernel (:mod:`repro.models.scan_cpu`) builds and loads here."""
+    return scan_cpu.available()
+
+
+def backend_available(backend: str, x: torch.Tensor | None = None) -> bool:
+    """Whether ``backend`` can run here (on tensors like ``x`` when given)."""
+    if backend == "cuda":
+        return cuda_available() and (x is None or x.is_cuda)
+    if backend == "fused":
+        return (x is None or not x.is_cuda) and fused_available()
+    return backend in BACKENDS
+
+
 def backend_name(device: str) -> str:
     """Which selective scan the Mamba blocks use on ``device`` (for the chapter's set-up line)."""
-    return "mamba-ssm CUDA kernel" if device == "cuda" and cuda_available() else "PyTorch selective scan"
+    if device == "cuda" and cuda_available():
+        return "mamba-ssm CUDA kernel"
+    if device == "cpu" and fused_available():
+        return "fused CPU selective scan (compiled C kernel)"
+    return "PyTorch selective scan"
 
 
 def _prepare(delta, delta_bias, delta_softplus):
@@ -111,24 +142,40 @@ def selective_scan_cuda(x, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     return out.transpose(1, 2)
 
 
+def selective_scan_fused(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """The compiled CPU kernel with its hand-written backward (:mod:`repro.models.scan_cpu`)."""
+    return scan_cpu.selective_scan_fused(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
 def selective_scan(x, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    backend: str = "auto"):
     """Selective scan with the best available implementation (``backend="auto"``).
 
-    ``auto`` uses the fused CUDA kernel for CUDA tensors when mamba-ssm is installed, the
-    parallel scan for other GPU tensors and long sequences, and the step loop for short
-    sequences on a CPU (faster there, see the module docstring).
+    ``auto`` uses mamba-ssm's CUDA kernel for CUDA tensors when it is installed (else the
+    parallel scan); on a CPU the fused kernel for float32/float64 inputs when it builds here,
+    else the step loop for short sequences and the parallel scan for long ones (see the module
+    docstring).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "auto":
         if x.is_cuda:
             backend = "cuda" if cuda_available() else "parallel"
+        elif scan_cpu.supports(x, delta, A, B, C, D, z, delta_bias) is None and fused_available():
+            backend = "fused"
         else:
             backend = "sequential" if x.shape[1] <= SEQUENTIAL_MAX_LENGTH else "parallel"
-    impl = {"cuda": selective_scan_cuda, "parallel": selective_scan_parallel,
+    impl = {"cuda": selective_scan_cuda, "fused": selective_scan_fused, "parallel": selective_scan_parallel,
             "sequential": selective_scan_sequential}[backend]
     return impl(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+def __getattr__(name: str):
+    # the timing helpers of repro.bench_scan, for ``make bench``; imported by name so that the chapters'
+    # input hashes (repro.inputs follows import statements) do not change when the benchmark does
+    if name in ("scan_timings", "memory_floor_ms"):
+        return getattr(importlib.import_module("repro.bench_scan"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class MambaBlock(nn.Module):
