@@ -35,7 +35,9 @@ from . import io, paths
 
 SCAN_LENGTHS = (16, 64, 256, 1024)
 #: (name, batch, length, channels, state) of the scans the chapters run (book profile).
-CHAPTER_SHAPES = (("HIGSTM, CSI500 day (book)", 498, 16, 32, 32), ("S-Mamba, ch. 03 (book)", 64, 16, 32, 8))
+CHAPTER_SHAPES = (("HIGSTM, CSI500 day (book)", 498, 16, 32, 32), ("HIGSTM, CSI500 day (paper)", 498, 16, 128, 48),
+                  ("S-Mamba, ch. 03 (book)", 64, 16, 32, 8))
+SCAN_BACKENDS = ("sequential", "parallel", "fused")
 EPOCH_SIZES = (100, 300, 500)
 EPOCH_MODELS = ("HIGSTM", "GRU")
 
@@ -107,14 +109,19 @@ def epoch_costs(sizes=EPOCH_SIZES, models=EPOCH_MODELS, days: int = 20) -> pd.Da
 # --------------------------------------------------------------------------- scan
 def scan_table(quick: bool = False) -> pd.DataFrame:
     """The selective-scan timings of every CPU backend beside the memory floor (see the module docstring)."""
-    from .models import ssm
+    from .bench_scan import scan_timings
 
-    timings = getattr(ssm, "scan_timings", None)
-    if timings is None:
-        return pd.DataFrame()
-    shapes = [(f"L={n}", 32, n, 64, 16) for n in (SCAN_LENGTHS[:2] if quick else SCAN_LENGTHS)]
+    shapes = [(f"batch 32, L={n}, d 64, N 16", 32, n, 64, 16) for n in (SCAN_LENGTHS[:2] if quick else SCAN_LENGTHS)]
     shapes += [] if quick else list(CHAPTER_SHAPES)
-    return timings(shapes, repeats=3 if quick else 7)
+    table = scan_timings(shapes, backends=SCAN_BACKENDS, repeats=3 if quick else 9)
+    wide = table.pivot_table(index=["shape", "pass", "floor_ms"], columns="backend", values="median_ms", sort=False)
+    ratio = table.pivot_table(index=["shape", "pass"], columns="backend", values="x_floor", sort=False)
+    wide = wide.reset_index()
+    for backend in SCAN_BACKENDS:
+        if backend in ratio.columns:
+            wide[f"{backend} (x floor)"] = ratio[backend].to_numpy()
+    wide.columns = [c if c in ("shape", "pass", "floor_ms") or "floor" in c else f"{c} (ms)" for c in wide.columns]
+    return wide.rename(columns={"floor_ms": "floor (ms)"})
 
 
 # --------------------------------------------------------------------------- the run and the page
