@@ -27,3 +27,20 @@ def test_git_commit_marks_runs_made_from_edited_files(tmp_path):
 
 def test_git_commit_outside_a_repository_is_none(tmp_path):
     assert _git_commit(tmp_path) is None
+
+
+def test_a_child_process_reports_its_own_peak_memory_not_its_parents():
+    """ru_maxrss survives fork and exec; the recorded peak must not (a kernel started under a big pytest)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from repro.runs import peak_memory_mb
+
+    held = np.ones(400 * 2**20 // 8)  # 400 MiB in this process
+    assert peak_memory_mb() > 400
+    code = "from repro.runs import peak_memory_mb; print(peak_memory_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 300 < peak_memory_mb(), (child, peak_memory_mb())
+    del held
