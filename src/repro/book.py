@@ -314,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(runs))
             return 0
         if args.command == "import-runs":
+            runs = find_runs(args.folder)
             for name in import_runs(args.folder, args.executed, args.results, args.stamps):
-                print(f"{name}: rendered from {find_runs(args.folder)[name]}")
+                print(f"{name}: rendered from {runs[name]}")
             return 0
     except RunFolderError as exc:
         parser.exit(2, f"{exc}\n")

@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import paths
-from .config import DEFAULT_PROFILE, NOT_STATED, PROFILES, ChapterConfig, closest_first, literal
+from .config import DEFAULT_PROFILE, NOT_STATED, PROFILE_ENV, PROFILES, ChapterConfig, closest_first, literal
 
 KERNEL = "repro"
-#: The kernel follows this variable when ``profile`` is left at ``book`` (see ChapterConfig.from_parameters);
-#: ``repro run`` names its profile explicitly, so a value left in the user's shell must not switch it.
-PROFILE_ENV = "REPRO_PROFILE"
+# The kernel follows PROFILE_ENV when ``profile`` is left at ``book`` (see ChapterConfig.from_parameters);
+# ``repro run`` names its profile explicitly, so a value left in the user's shell must not switch it.
 
 
 class UsageError(Exception):

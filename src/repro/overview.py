@@ -69,6 +69,7 @@ class ChapterResults:
 
     def __init__(self, notebook: str, folder: Path, run: Mapping | None = None):
         self.notebook, self.folder, self.run = notebook, Path(folder), dict(run or {})
+        self._tables: dict[tuple[str, int], pd.DataFrame] = {}
         if run is None:
             path = self.folder / "run.json"
             if not path.is_file():
@@ -91,13 +92,16 @@ class ChapterResults:
             "its module's `headlines`.")
 
     def table(self, name: str) -> pd.DataFrame:
-        """A CSV or parquet file of the folder."""
+        """A CSV or parquet file of the folder, read once while it is unchanged (headlines read the same
+        metrics and predictions for several claims). Callers filter it; they do not modify it."""
         path = self.folder / name
         if not path.is_file():
             raise self.missing(f"the file {name}", name)
-        if name.endswith(".parquet"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, index_col=0 if name in INDEXED else None)
+        key = (name, path.stat().st_mtime_ns)
+        if key not in self._tables:
+            self._tables[key] = (pd.read_parquet(path) if name.endswith(".parquet")
+                                 else pd.read_csv(path, index_col=0 if name in INDEXED else None))
+        return self._tables[key]
 
     def rows(self, name: str, what: str, **where: object) -> pd.DataFrame:
         """The rows of ``name`` whose columns equal ``where``'s values; none is a :class:`MissingResult`."""
@@ -189,12 +193,9 @@ def headline_chapters() -> list[str]:
 
 def chapter_runs(results: Path, notebooks: Iterable[str] | None = None) -> dict[str, ChapterResults | None]:
     """Every chapter with a ``headlines`` function: its results (None when it has no run in ``results``)."""
-    from .papers import chapters
-
-    wanted = None if notebooks is None else set(notebooks)
     out: dict[str, ChapterResults | None] = {}
-    for notebook, module in chapters().items():
-        if not hasattr(module, "headlines") or (wanted is not None and notebook not in wanted):
+    for notebook in headline_chapters():
+        if notebooks is not None and notebook not in set(notebooks):
             continue
         folder = Path(results) / notebook
         out[notebook] = ChapterResults(notebook, folder) if (folder / "run.json").is_file() else None

@@ -79,8 +79,9 @@ def run_point(notebook: str, profile: str, point: Mapping[str, str], folder: str
         _, params = cli.validate(notebook, profile, point)
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        cli.execute(cli.notebooks()[notebook], out, params, cwd=paths.project_root() / "notebooks",
-                    progress=open(os.devnull, "w"))
+        with open(os.devnull, "w") as quiet:
+            cli.execute(cli.notebooks()[notebook], out, params, cwd=paths.project_root() / "notebooks",
+                        progress=quiet)
     except cli.RunFailed as exc:
         record.update(status="failed", error=str(exc))
     except Exception as exc:  # anything else on the worker: reported, not raised
@@ -109,7 +110,8 @@ def merge(notebook: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)
-    keys = [*[k for k in records[0]["point"] if k != SEED_AXIS], "claim", "metric", "baseline"]
+    done = next(rec for rec in records if rec["status"] == "done")  # a worker that died leaves no point
+    keys = [*[k for k in done["point"] if k != SEED_AXIS], "claim", "metric", "baseline"]
     table = frame.groupby(keys, sort=False).agg(
         runs=("value", "size"), mean=("value", "mean"), std=("value", "std"),
         **{"baseline mean": ("baseline value", "mean")},
@@ -171,7 +173,7 @@ def main(notebook: str, profile: str, pairs: Sequence[str], workers: int, schedu
     notebook = cli.resolve_notebook(notebook, list(cli.notebooks()))
     try:
         axes = cli.parse_overrides(pairs)
-        points = grid(axes)
+        grid(axes)  # a malformed axis is bad input; sweep() checks every point's values before it starts
     except ValueError as exc:
         raise cli.UsageError(str(exc)) from None
     if workers < 1:
@@ -179,8 +181,6 @@ def main(notebook: str, profile: str, pairs: Sequence[str], workers: int, schedu
     folder = Path(out).expanduser().resolve() if out else None
     if folder is not None and folder.exists():
         raise cli.UsageError(f"--out {out}: exists; name a new folder, so that sweeps do not mix")
-    for point in points:
-        cli.validate(notebook, profile, point)
     folder, records, table = sweep(notebook, profile, axes, workers=workers, scheduler=scheduler, out=folder,
                                    log=lambda m: print(m, file=sys.stderr, flush=True))
     failed = [r for r in records if r["status"] != "done"]

@@ -578,14 +578,13 @@ def headlines(res) -> list:
     from .. import overview
 
     out = []
-    preds = None
     for ticker in PAPER_TICKERS:
         if not res.ran("tickers", ticker):
             continue
         paper = paper_tables()[ticker]
         rows = {m: res.rows("metrics.csv", f"{m}'s MAE on {ticker}", experiment=RETURN, model=m, ticker=ticker)
                 for m in (HYBRID, CONV_LSTM, pf.PERSISTENCE)}
-        preds = res.table("predictions.parquet") if preds is None else preds
+        preds = res.table("predictions.parquet")
         test = overview.point_test(preds[preds["experiment"] == RETURN], HYBRID, pf.PERSISTENCE, ticker)
         mean, std, n = overview.seed_stats(rows[HYBRID].groupby("seed")["MAE"].mean())
         ratio = mean / rows[CONV_LSTM]["MAE"].mean()
