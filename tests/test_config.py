@@ -123,7 +123,8 @@ def test_a_notebook_run_as_is_follows_repro_profile(monkeypatch):
 
 
 def test_every_chapter_has_a_config():
-    assert list(chapters()) == ["00_data", "01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm"]
+    assert list(chapters()) == ["00_data", "01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm",
+                                "05_mtmd"]
     assert config_class("04_higstm") is P.Config
     with pytest.raises(ParameterError, match="no chapter module for notebook '04_higstn'; chapters \\(closest "
                                              "first\\): 04_higstm"):

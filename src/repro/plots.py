@@ -318,3 +318,69 @@ def reduction_bars(table: pd.DataFrame, claim: float | None = None) -> plt.Figur
     ax.set_ylabel("RMSE reduction (%)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- paper 004
+def calibration_bars(table: pd.DataFrame) -> plt.Figure:
+    """Our IC and Rank IC (bars, +- 2 standard errors over days) beside qlib's published values (markers), one
+    panel per metric; ``table`` is :func:`repro.protocols.qlib_alpha360.beside_qlib`'s (one universe), with the
+    t-statistics. qlib's other published models are drawn as markers without bars."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=False)
+    for ax, metric in zip(axes, ("IC", "Rank IC")):
+        ours, theirs, t = table[f"{metric} (ours)"], table[f"{metric} (qlib)"], table[f"t({metric})"]
+        names = list(table.index)
+        x = np.arange(len(names))
+        se = (ours / t).abs().fillna(0).to_numpy()
+        ax.bar(x, ours, yerr=2 * se, capsize=3, color="tab:blue", alpha=0.8, label="ours (+- 2 s.e. over days)")
+        ax.scatter(x, theirs, marker="D", color="tab:red", zorder=3, label="qlib's published mean")
+        for xi, (v, tv) in enumerate(zip(ours, t)):
+            if np.isfinite(v):
+                ax.annotate(f"t={tv:.1f}", (xi, v), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+        ax.set_xticks(x, names, fontsize=8)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(metric, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def monthly_ic_lines(monthly: pd.DataFrame, highlight: str = "") -> plt.Figure:
+    """Mean daily IC per month (rows: months, columns: models); ``highlight`` thicker."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    for name in monthly.columns:
+        ax.plot(monthly.index, monthly[name], lw=1.8 if name == highlight else 0.9, marker="o", ms=2, label=name)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel("mean daily IC in the month")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def excess_lines(curves: dict[str, pd.Series], highlight: str = "", label: str = "equal-weight universe"
+                 ) -> plt.Figure:
+    """Cumulative (summed) daily return in excess of ``label``, one line per model."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for name, curve in curves.items():
+        ax.plot(curve.index, curve, lw=1.8 if name == highlight else 0.9, label=name)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylabel(f"cumulative return over the {label}")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def memory_heatmap(usage: dict[str, pd.DataFrame], freq: str = "M") -> plt.Figure:
+    """Mean matching probability of each memory item (rows) per period (columns), one panel per block."""
+    n = max(1, len(usage))
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 3.4), squeeze=False)
+    for ax, (block, frame) in zip(axes[0], usage.items()):
+        per = frame.groupby(frame.index.to_period(freq)).mean()
+        im = ax.imshow(per.T.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+        ticks = np.linspace(0, len(per) - 1, min(6, len(per))).round().astype(int)
+        ax.set_xticks(ticks, [str(per.index[i]) for i in ticks], fontsize=7, rotation=30)
+        ax.set_ylabel("memory item")
+        ax.set_title(f"{block} block", fontsize=10)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return fig

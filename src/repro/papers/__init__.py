@@ -8,6 +8,7 @@ module                      notebook                              protocol
 ``p001_convlstm_t5``        ``02_convlstm_t5`` (paper 001)        ``price_forecast``
 ``p000_mamballm``           ``03_mamballm`` (paper 000)           ``price_forecast``
 ``p003_higstm``             ``04_higstm`` (paper 003)             ``cross_section``
+``p004_mtmd``               ``05_mtmd`` (paper 004)               ``cross_section`` + ``qlib_alpha360``
 ==========================  ===================================  =============================
 
 A chapter module defines ``Config`` (a dataclass deriving from a protocol's ``Config``,

@@ -153,6 +153,9 @@ class Panel:
     delay: int = 0
     industry: pd.Series | None = None
     scaler: Scaler | None = None
+    #: Per-day inputs a model takes beside ``x`` (name -> (days, stocks[, ...]) array), passed by keyword to
+    #: models that list the name in their ``side_inputs`` (e.g. HIST's market-value weights).
+    side: dict[str, np.ndarray] = field(default_factory=dict)
     _rank: np.ndarray | None = field(default=None, repr=False)
 
     def target(self, kind: str = "raw") -> np.ndarray:
@@ -176,6 +179,10 @@ class Panel:
         """Features of ``days`` (days, stocks, features), scaled, missing values at the mean (0): what models see."""
         x = self.x[days]
         return np.nan_to_num(self.scaler.transform(x) if self.scaler is not None else x, nan=0.0)
+
+    def window(self, t: int, window: int) -> np.ndarray:
+        """What a model sees on decision day ``t``: (stocks, window, features), oldest day first."""
+        return self.scaled(slice(t - window + 1, t + 1)).transpose(1, 0, 2)
 
     @property
     def n_stocks(self) -> int:
@@ -279,7 +286,7 @@ def day_batch(panel: Panel, t: int, window: int, device: str = "cpu", label: str
     """Inputs of decision day ``t``: x (N, window, F), index window (window,), mask (N,), label (N,), labelled (N,).
 
     ``label`` picks the training label (:meth:`Panel.target`)."""
-    x = panel.scaled(slice(t - window + 1, t + 1)).transpose(1, 0, 2)
+    x = panel.window(t, window)
     idx = panel.index[t - window + 1: t + 1]
     idx = idx / idx[-1] - 1.0  # the index path relative to day t
     mask = panel.exists[t]
@@ -287,6 +294,15 @@ def day_batch(panel: Panel, t: int, window: int, device: str = "cpu", label: str
     ok = mask & np.isfinite(y)
     as_t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     return as_t(x), as_t(idx), as_t(mask, torch.bool), as_t(np.nan_to_num(y), torch.float32), as_t(ok, torch.bool)
+
+
+def side_batch(model, panel: Panel, t: int, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The per-day side inputs ``model`` asks for (its ``side_inputs``) on day ``t``, as tensors by name."""
+    names = getattr(model, "side_inputs", ())
+    missing = [n for n in names if n not in panel.side]
+    if missing:
+        raise ValueError(f"the model needs side inputs {missing}; the panel has {sorted(panel.side)}")
+    return {n: torch.as_tensor(np.nan_to_num(panel.side[n][t]), dtype=torch.float32, device=device) for n in names}
 
 
 # --------------------------------------------------------------------------- training
@@ -322,7 +338,7 @@ def predict(model, panel: Panel, days: np.ndarray, window: int, device: str = "c
     with torch.inference_mode():
         for i, t in enumerate(days):
             x, idx, mask, _, _ = day_batch(panel, int(t), window, device)
-            score = model(x, idx, mask).float().cpu().numpy()
+            score = model(x, idx, mask, **side_batch(model, panel, int(t), device)).float().cpu().numpy()
             out[i] = np.where(panel.exists[t], score, np.nan)
     return out
 
@@ -363,7 +379,7 @@ def train(model, panel: Panel, parts: dict[str, np.ndarray], epochs: int, window
             if int(ok.sum()) < 10:
                 continue
             opt.zero_grad()
-            value = loss_fn(model(x, idx, mask), y, ok)
+            value = loss_fn(model(x, idx, mask, **side_batch(model, panel, int(t), device)), y, ok)
             value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
@@ -476,20 +492,24 @@ def run_model(name: str, factory: Factory, experiment: Experiment, cfg: Config, 
     result = train(model, panel, parts, cfg.epochs, cfg.window, lr=cfg.lr, seed=seed,
                    days_per_epoch=cfg.days_per_epoch, valid_days=cfg.valid_days, patience=cfg.patience,
                    device=device, clip=cfg.clip, loss=cfg.loss, label=cfg.train_label, log=log)
+    if hasattr(model, "reset_records"):  # a model's own per-day notes (e.g. MTMD's memory use): test days only
+        model.reset_records()
     scores = predict(model, panel, parts["test"], cfg.window, device)
     out, res = evaluate(scores, panel, parts["test"], **cfg.backtest)
     extras = {k: v.cpu().numpy() for k, v in getattr(model, "last_graphs", {}).items()}
+    extras.update(model.records() if hasattr(model, "records") else {})
     preds = long_predictions(panel, scores, parts["test"], model=name, seed=seed)
     return ModelRun(panel.universe, name, seed, out, preds, result.history.assign(model=name, seed=seed), res,
                     result.seconds_per_epoch, n_parameters(model), extras)
 
 
-def _untrained_run(name: str, experiment: Experiment, cfg: Config, scores: np.ndarray) -> ModelRun:
-    """Scores of the test days that need no training, evaluated like a model (seed -1)."""
+def scores_run(name: str, experiment: Experiment, cfg: Config, scores: np.ndarray, seed: int = -1) -> ModelRun:
+    """Test-day scores (days, stocks) made outside :func:`train` (a rule, or a model fitted elsewhere, such as
+    LightGBM), evaluated like a trained model; seed -1 means nothing random was involved."""
     panel, test = experiment.panel, experiment.parts["test"]
     out, res = evaluate(scores, panel, test, **cfg.backtest)
-    preds = long_predictions(panel, scores, test, model=name, seed=-1)
-    return ModelRun(panel.universe, name, -1, out, preds, pd.DataFrame(), res, 0.0, 0)
+    preds = long_predictions(panel, scores, test, model=name, seed=seed)
+    return ModelRun(panel.universe, name, seed, out, preds, pd.DataFrame(), res, 0.0, 0)
 
 
 def floor_run(experiment: Experiment, cfg: Config, label: str = "raw") -> ModelRun:
@@ -500,7 +520,7 @@ def floor_run(experiment: Experiment, cfg: Config, label: str = "raw") -> ModelR
     model = linear.CrossSectionalRidge().fit(panel.scaled(train_days), panel.target(label)[train_days],
                                             panel.exists[train_days])
     scores = np.where(panel.exists[parts["test"]], model.predict(panel.scaled(parts["test"])), np.nan)
-    run = _untrained_run(FLOOR.format(label), experiment, cfg, scores)
+    run = scores_run(FLOOR.format(label), experiment, cfg, scores)
     run.extras["coef"] = pd.Series(model.coef_, index=panel.features, name=run.name)
     run.extras["valid_IC"] = mean_ic(model.predict(panel.scaled(parts["valid"])), panel, parts["valid"])
     return run
@@ -522,7 +542,7 @@ def universe_run(experiment: Experiment, cfg: Config) -> ModelRun:
 
 def naive_run(experiment: Experiment, cfg: Config) -> ModelRun:
     """The momentum score on the test days, evaluated like a model (seed -1: nothing is trained)."""
-    return _untrained_run(MOMENTUM, experiment, cfg, momentum_scores(experiment.panel, experiment.parts["test"]))
+    return scores_run(MOMENTUM, experiment, cfg, momentum_scores(experiment.panel, experiment.parts["test"]))
 
 
 @dataclass
@@ -616,5 +636,6 @@ __all__ = [
     "Results", "UNIVERSE", "benchmark_returns", "day_batch", "evaluate", "evaluate_frames", "fit_scaler", "floor_run",
     "frames", "load_prices", "long_predictions", "make_panel", "make_split", "mean_ic", "momentum_scores",
     "mse_loss", "n_parameters", "naive_run", "pearson_loss", "predict", "prepare", "returns_frame", "run_model",
-    "run_models", "run_naive", "sample_days", "split_days", "split_table", "train", "universe_run",
+    "run_models", "run_naive", "sample_days", "scores_run", "side_batch", "split_days", "split_table", "train",
+    "universe_run",
 ]

@@ -79,6 +79,7 @@ start may); the members of 2020-07-31 on every day instead of point in time: 0.0
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,7 @@ from .. import report
 from ..data import cn_qlib
 from ..features import Scaler, alpha360, alpha360_base, alpha_fields, forward_return
 from ..runs import peak_memory_mb
+from . import cross_section as cs
 from .cross_section import Prices
 
 #: The qlib commit every fact of this module was read from.
@@ -481,6 +483,108 @@ def segment_table(segments: Mapping[str, Segment]) -> pd.DataFrame:
 LIGHTGBM, RIDGE = "LightGBM", "Ridge"
 
 
+# --------------------------------------------------------------------------- the recipe inside the day-by-day protocol
+@dataclass
+class Alpha360Panel(cs.Panel):
+    """A :class:`repro.protocols.cross_section.Panel` whose ``x`` holds Alpha360's raw blocks per day (close, open,
+    high, low, vwap, volume): on decision day t a model sees qlib's window -- each block of days t-59..t divided by
+    close_t (volume by volume_t) -- normalised as qlib's neural configs do (``RobustZScoreNorm`` per lag and block,
+    fitted on the training rows, clipped to +-3, then ``Fillna``), as (stocks, 60, 6), oldest day first: the
+    sequence qlib's GRU, LSTM, ALSTM, GATs and HIST reshape their 360 columns into."""
+
+    def _normalised(self, w: np.ndarray) -> np.ndarray:
+        """(..., lookback, blocks) ratios -> normalised, in the same layout (the scaler's columns are qlib's)."""
+        if self.scaler is None:
+            raise RuntimeError("fit the window normaliser first (fit_window_scaler)")
+        lead, (lags, blocks) = w.shape[:-2], w.shape[-2:]
+        if self.scaler.center_.size != lags * blocks:
+            raise ValueError(f"the normaliser was fitted on {self.scaler.center_.size} columns, not {lags} x {blocks}")
+        flat = np.swapaxes(w, -1, -2).reshape(*lead, blocks * lags)  # block-major: CLOSE59..CLOSE0, OPEN59..
+        z = np.nan_to_num(self.scaler.transform(flat), nan=0.0)
+        return np.swapaxes(z.reshape(*lead, blocks, lags), -1, -2)
+
+    def window(self, t: int, window: int) -> np.ndarray:
+        return self._normalised(alpha360(self.x, np.array([t]), window)[0])
+
+    def scaled(self, days: np.ndarray | slice) -> np.ndarray:
+        """qlib's 360 normalised columns of ``days`` (days, stocks, 360), e.g. for a linear floor."""
+        days = np.arange(len(self.dates))[days]
+        lags = self.scaler.center_.size // self.x.shape[-1]
+        return np.swapaxes(self._normalised(alpha360(self.x, days, lags)), -1, -2).reshape(
+            len(days), self.n_stocks, -1)
+
+
+def fit_window_scaler(panel: Alpha360Panel, train_pos: np.ndarray, window: int = 60) -> Alpha360Panel:
+    """``RobustZScoreNorm`` fitted on the Alpha360 rows of the training decision days (stocks that exist that
+    day), nothing later; :func:`alpha360_rows` builds them a block of days at a time."""
+    rows = panel.exists[train_pos]
+    d, stock = np.nonzero(rows)
+    x = alpha360_rows(panel.x, np.asarray(train_pos)[d], stock, window)
+    panel.scaler = Scaler("robust", clip=CLIP).fit(x, dates=panel.dates[[train_pos.min(), train_pos.max()]])
+    return panel
+
+
+def traded_value(prices: Prices, days: int = 20) -> np.ndarray:
+    """Mean of raw close x raw volume over the traded days among the last ``days`` (days, stocks): the market-value
+    stand-in that weights a stock in its concepts ([004 eq. 4] uses market capitalisation, which our data
+    lacks). Uses data up to day t; NaN before a stock's first trade."""
+    with np.errstate(invalid="ignore"):
+        value = (prices.close / prices.factor) * prices.volume
+    return pd.DataFrame(value).rolling(days, min_periods=1).mean().to_numpy(np.float32)
+
+
+def prepare_experiment(cfg: cs.Config, universe: str, vwap: str = "typical",
+                       adjust_volume: bool = True) -> tuple[cs.Experiment, Data]:
+    """One universe on the day-by-day protocol with qlib's Alpha360 inputs and label (``cfg.label_delay`` 1,
+    ``cfg.horizon`` 1), the split of ``cfg`` (dates or counts, purged) and the window normaliser fitted on its
+    training days; also the same prices as :class:`Data` for :func:`run` (the calibration), so LightGBM, the
+    ridge and the neural models are scored on the same stocks and days. ``panel.side["weight"]`` is
+    :func:`traded_value`."""
+    prices = cs.load_prices(universe, cfg.as_of, cfg.start, cfg.end, cfg.max_stocks, cfg.point_in_time)
+    volume = prices.volume / prices.factor if adjust_volume else prices.volume
+    cube = np.stack([prices.open, prices.high, prices.low, prices.close, volume], axis=-1)
+    base = alpha360_base(cube, ["open", "high", "low", "close", "volume"], vwap)
+    panel = cs.make_panel(prices, {b: base[..., i] for i, b in enumerate(alpha_fields(vwap))}, cfg.horizon,
+                          cfg.label_delay, cfg.point_in_time)
+    panel = Alpha360Panel(**{f.name: getattr(panel, f.name) for f in dataclasses.fields(cs.Panel)})
+    panel.side["weight"] = traded_value(prices)
+    split = cs.make_split(panel, cfg.window, cfg.split_counts, cfg.split_dates)
+    parts = cs.split_days(panel, split, cfg.window)
+    fit_window_scaler(panel, parts["train"], cfg.window)
+    if cfg.point_in_time:
+        member = cn_qlib.membership_mask(universe, prices.dates, prices.codes).to_numpy()
+    else:
+        member = np.ones(prices.close.shape, bool)
+    settings = calibration_settings(cfg, universe, cs.Experiment(panel, split, parts), vwap=vwap,
+                                    adjust_volume=adjust_volume)
+    return cs.Experiment(panel, split, parts), make_data(prices, member, settings)
+
+
+def calibration_settings(cfg: cs.Config, universe: str, experiment: cs.Experiment, **changes) -> Settings:
+    """The recipe's :class:`Settings` on the experiment's segments (first and last decision day of each part)."""
+    ranges = experiment.split.ranges()
+    seg = {name: (str(ranges[name][0].date()), str(ranges[name][1].date())) for name in SEGMENTS}
+    return Settings(universe=universe, point_in_time=cfg.point_in_time, as_of=cfg.as_of, lookback=cfg.window,
+                    label_delay=cfg.label_delay, horizon=cfg.horizon, max_stocks=cfg.max_stocks, **seg, **changes)
+
+
+def calibration_runs(calibration: "Calibration", experiment: cs.Experiment, cfg: cs.Config,
+                     names: Mapping[str, str] | None = None) -> list[cs.ModelRun]:
+    """The calibration's test predictions (LightGBM per seed, the ridge) as runs of the day-by-day protocol:
+    scores put on the experiment's test days and stocks (NaN where a stock does not exist) and evaluated like
+    any model there (IC, Rank IC, backtest), so every verdict pairs them with the neural models day by day.
+    ``names`` renames the models (e.g. ``{"Ridge": "ridge floor"}``)."""
+    panel, test = experiment.panel, experiment.parts["test"]
+    names = dict(names or {})
+    runs = []
+    for (model, seed), g in calibration.predictions.groupby(["model", "seed"], sort=False):
+        wide = g.pivot(index="datetime", columns="instrument", values="score")
+        wide = wide.reindex(index=panel.dates[test], columns=panel.codes)
+        scores = np.where(panel.exists[test], wide.to_numpy(np.float32), np.nan)
+        runs.append(cs.scores_run(names.get(model, model), experiment, cfg, scores, seed=int(seed)))
+    return runs
+
+
 def run(settings: Settings | None = None, data: Data | None = None, log: Callable[[str], None] = print,
         lightgbm: bool = True) -> Calibration:
     """The whole calibration: load, build the segments, fit LightGBM (each seed) and the ridge, score the test
@@ -526,7 +630,8 @@ def run(settings: Settings | None = None, data: Data | None = None, log: Callabl
 
 
 __all__ = [
-    "CLIP", "Calibration", "Data", "EARLY_STOPPING_ROUNDS", "LGB_PARAMS", "LIGHTGBM", "LightGBMFit",
+    "Alpha360Panel", "calibration_runs", "calibration_settings", "fit_window_scaler", "prepare_experiment",
+    "traded_value", "CLIP", "Calibration", "Data", "EARLY_STOPPING_ROUNDS", "LGB_PARAMS", "LIGHTGBM", "LightGBMFit",
     "NUM_BOOST_ROUND", "QLIB_COMMIT", "RANK_SCALE", "RIDGE", "RidgeFit", "SEGMENTS", "Segment", "Settings",
     "alpha360_rows", "beside_qlib", "build_segment", "build_segments", "cs_rank_norm", "feature_names",
     "fit_lightgbm", "fit_normaliser", "fit_ridge", "lightgbm_params", "load", "make_data", "mean_daily_ic",
