@@ -46,7 +46,7 @@ def _field(cls, name: str) -> dataclasses.Field:
 def test_list_names_every_notebook_with_its_parameter_count(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert len(NOTEBOOKS) == 5
+    assert len(NOTEBOOKS) == 6
     for name in NOTEBOOKS:
         count = len(dataclasses.fields(config_class(name))) - 1  # `profile` is chosen with --profile
         title = cli.notebook_title(ROOT / "notebooks" / f"{name}.ipynb")

@@ -117,9 +117,10 @@ def test_every_chapter_with_a_run_gives_its_headlines_from_the_smoke_results(smo
     for nb in NOTEBOOKS:
         smoke_run(nb)
     runs = overview.chapter_runs(results_dir)
-    assert sorted(runs) == ["01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm"]
+    assert sorted(runs) == ["01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm", "05_mtmd"]
     table = overview.collect(runs)
-    assert list(table["notebook"]) == ["01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm"]
+    assert list(table["notebook"]) == ["01_keras_baselines", "02_convlstm_t5", "03_mamballm", "04_higstm",
+                                       "05_mtmd"]
     assert table[["paper_value", "ours", "baseline_value"]].notna().all().all()
     assert set(table["vs_baseline"].str.split(" ").str[0]) <= {"better", "worse", "indistinguishable", "mixed"}
     # the numbers are the chapters' own saved numbers

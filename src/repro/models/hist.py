@@ -4,12 +4,13 @@ One call is one trading day: ``x`` (N stocks, T days, F features), ``mask`` (N,)
 day, and for :class:`HIST` the side input ``weight`` (N,), the market-value stand-in of [004 eq. 4]. Stocks with
 ``mask`` False never reach another stock's score (every cross-stock sum, softmax and top-k skips them).
 
-* :class:`HIST` -- GRU encoder [004 eq. 2], predefined concept block [004 eqs. 3-7, 13-15], hidden concept block
-  [004 eqs. 8-10], individual block [004 eqs. 11-12], doubly residual, regressor summing the three forecast
-  features [004 eqs. 21-22]. ``memory=("predefined", "hidden")`` adds a :class:`MemoryBlock` after each concept
-  block: that is MTMD; ``memory=()`` is plain HIST.
-* :class:`MemoryBlock` -- the memory-aware aggregator's global part: reading [004 eqs. 16-18] and memorising
-  [004 eqs. 19-20].
+* :class:`HIST` -- GRU encoder [004 eq. 2], predefined concept block [004 eq. 3] to [004 eq. 7] and
+  [004 eq. 13] to [004 eq. 15], hidden concept block [004 eq. 8] to [004 eq. 10], individual block [004 eq. 11]
+  and [004 eq. 12], doubly residual, regressor summing the three forecast features [004 eq. 21], [004 eq. 22].
+  ``memory=("predefined", "hidden")`` adds a :class:`MemoryBlock` after each concept block: that is MTMD;
+  ``memory=()`` is plain HIST.
+* :class:`MemoryBlock` -- the memory-aware aggregator's global part: reading [004 eq. 16] to [004 eq. 18] and
+  memorising [004 eq. 19], [004 eq. 20].
 * :class:`MLPMemory` -- the MLP backbone of [004] Table VII, with or without a memory block before its head.
 * :func:`concept_matrix` -- predefined concepts (industry, province) from :mod:`repro.data.cn_industry`.
 
@@ -48,11 +49,11 @@ Defects of the reference code, and what this module does instead:
    every tensor follows the input's device.
 4. ``upload`` loops over the items in Python; here the update is one batched gather.
 5. ``upload`` updates with the *read output* (query times read-out memory) and recomputes its scores; the paper
-   updates with the query and the matching probabilities of the read [004 eqs. 19-20]. Here: the query (the
+   updates with the query and the matching probabilities of the read [004 eq. 19] to [004 eq. 20]. Here: the query (the
    stock-concept feature before the read), detached, and the read's probabilities.
 6. ``upload`` sends every stock to its single nearest item (``gathering_indices``) and computes, but never uses,
    each item's top stock (``updating_indices``); the paper selects top-k stocks. Here each item absorbs its
-   ``topk`` stocks by the matching probability of [004 eq. 17] (a reading of the garbled eq. 20: the text's
+   ``topk`` stocks by the matching probability of [004 eq. 17] (a reading of the garbled [004 eq. 20]: the text's
    "sort all stocks by their sum" could also mean one stock ranking shared by all items).
 7. HIST's concept weights divide by ``sum + 1`` instead of the sum ([004 eq. 4] is a proportion), which makes the
    result depend on the market-value unit (the scripts divide by 1e9). Here a proper weighted mean; stocks with a
@@ -152,7 +153,26 @@ def _memory_seed(seed: int | None) -> int:
     return int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
 
 
-class HIST(nn.Module):
+class _UsageRecords:
+    """Per-day notes of the memory's use while scoring (the protocol calls :meth:`reset_records` before the test
+    days and reads :meth:`records` after): each eval call appends every block's mean item usage."""
+
+    _log: dict[str, list] | None = None
+
+    def reset_records(self) -> None:
+        self._log = {}
+
+    def _note(self, name: str, usage: torch.Tensor) -> None:
+        self.last_item_usage[name] = usage
+        if self._log is not None and not self.training:
+            self._log.setdefault(name, []).append(usage.detach().float().cpu().numpy())
+
+    def records(self) -> dict:
+        """``memory_usage_<block>``: (scored days, items) mean matching probability of each item per day."""
+        return {f"memory_usage_{k}": np.stack(v) for k, v in (self._log or {}).items() if v}
+
+
+class HIST(_UsageRecords, nn.Module):
     """HIST, or MTMD with ``memory`` naming the concept blocks that get a :class:`MemoryBlock`.
 
     ``stock2concept`` (N_universe, K) 0/1 aligns with the rows of ``x``; ``hidden_k`` is HIST's ``K`` (links per
@@ -207,23 +227,25 @@ class HIST(nn.Module):
         u = h - p_back  # [004 eq. 8]: what the predefined concepts did not explain
         s = self._remember("hidden", self._hidden(u, valid), valid)
         s_back, out_hs = self.fc_hs_back(s), self.act(self.fc_hs_fore(s))
-        out_indi = self.act(self.fc_indi(u - s_back))  # [004 eqs. 11-12]
+        out_indi = self.act(self.fc_indi(u - s_back))  # [004 eq. 11] to [004 eq. 12]
         return self.fc_out(out_ps + out_hs + out_indi).squeeze(-1)  # [004 eq. 22]
 
     def _predefined(self, h: torch.Tensor, w: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Predefined concept block: stock-concept feature (N, hidden) [004 eqs. 3-7, 13-15]."""
+        """Predefined concept block: stock-concept feature (N, hidden), [004 eq. 3] to [004 eq. 7] and
+        [004 eq. 13] to [004 eq. 15]."""
         a = self.stock2concept.to(h.dtype) * w[:, None]
         total = a.sum(0)
         present = total > 0  # concepts with an existing, weighted member today
-        c0 = (a / total.clamp_min(torch.finfo(h.dtype).tiny)).T @ h  # weighted mean [004 eqs. 3-4]
-        soft = _masked_softmax(h @ c0.T, valid[:, None], dim=0)  # each concept over all stocks [004 eqs. 5-6]
+        c0 = (a / total.clamp_min(torch.finfo(h.dtype).tiny)).T @ h  # weighted mean [004 eq. 3] to [004 eq. 4]
+        # each concept over all stocks, [004 eq. 5] and [004 eq. 6]
+        soft = _masked_softmax(h @ c0.T, valid[:, None], dim=0)
         c1 = soft.T @ h  # corrected concept [004 eq. 7]
-        to_concept = _masked_softmax(_cosine(h, c1), present[None, :], dim=1)  # [004 eqs. 13-14]
+        to_concept = _masked_softmax(_cosine(h, c1), present[None, :], dim=1)  # [004 eq. 13] to [004 eq. 14]
         return self.fc_ps(to_concept @ c1)  # [004 eq. 15]
 
     def _hidden(self, u: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Hidden concept block: every stock starts as a concept, links to its most similar others [004 eqs. 9-10],
-        then the local aggregation as in the predefined block [004 eqs. 13-15]."""
+        """Hidden concept block: every stock starts as a concept, links to its most similar others ([004 eq. 9],
+        [004 eq. 10]), then the local aggregation as in the predefined block [004 eq. 13] to [004 eq. 15]."""
         n = u.shape[0]
         sim = _cosine(u, u)  # [004 eq. 9]
         eye = torch.eye(n, dtype=torch.bool, device=u.device)
@@ -246,11 +268,11 @@ class HIST(nn.Module):
         block = self.memories[name]
         refined, probs = block.read(feature, valid)
         block.update(feature, probs, valid)
-        self.last_item_usage[name] = block.last_usage
+        self._note(name, block.last_usage)
         return refined
 
 
-class MLPMemory(nn.Module):
+class MLPMemory(_UsageRecords, nn.Module):
     """[004] Table VII's MLP backbone: ``layers`` x (Linear -> LeakyReLU) on the flattened window (qlib's column
     order), a :class:`MemoryBlock` on the last hidden layer when ``memory``, then a linear head. ``memory=False``
     is the plain MLP. Stocks are scored independently; ``mask`` only keeps absent stocks out of the memory."""
@@ -280,7 +302,7 @@ class MLPMemory(nn.Module):
         if self.memory is not None:
             refined, probs = self.memory.read(h, valid)
             self.memory.update(h, probs, valid)
-            self.last_item_usage["mlp"] = self.memory.last_usage
+            self._note("mlp", self.memory.last_usage)
             h = refined
         return self.head(h).squeeze(-1)
 

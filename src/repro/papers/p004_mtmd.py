@@ -71,9 +71,9 @@ class Config(cs.Config):
                            help="qlib's RobustZScoreNorm per lag and block, fitted on training days")
     loss: str = override(cs.Config, "loss", "mse", paper="mse")
     train_label: str = override(cs.Config, "train_label", "rank", paper="rank")
-    epochs: int = override(cs.Config, "epochs", 6, paper=200)
+    epochs: int = override(cs.Config, "epochs", 5, paper=200)
     days_per_epoch: int | None = override(cs.Config, "days_per_epoch", 150, paper=None)
-    valid_days: int | None = override(cs.Config, "valid_days", 120, paper=None)
+    valid_days: int | None = override(cs.Config, "valid_days", 100, paper=None)
     patience: int = override(cs.Config, "patience", 3, paper=30)
     lr: float = override(cs.Config, "lr", 1e-3, paper=2e-4)
     seeds: list[int] = override(cs.Config, "seeds", [0, 1], paper="not stated")
@@ -298,6 +298,19 @@ def printed(universe: str, paper: str | None = None) -> pd.DataFrame | None:
     return out
 
 
+#: Our rows of each ablation table, by the paper's row name (Table VII's "MLP" is the backbone without memory).
+ABLATION_ROWS = {"table5": {m: m for m in MEMORY}, "table6": {m: m for m in MEMORY},
+                 "table7": {"HIST": "HIST", "MTMD": "MTMD", "MLP": "MLP backbone", "MTMD-MLP": "MTMD-MLP"}}
+
+
+def ablation_beside(table: pd.DataFrame, universe: str, paper: str) -> pd.DataFrame | None:
+    """One of Tables V-VII beside our means: its rows only, ours renamed to the paper's row names."""
+    rows = ABLATION_ROWS[paper]
+    ours = table[table["model"].isin(rows.values())].copy()
+    ours["model"] = ours["model"].map({v: k for k, v in rows.items()})
+    return beside_paper(ours, universe, paper)
+
+
 # --------------------------------------------------------------------------- verdicts
 def verdict(daily: pd.DataFrame, cfg: Config, metric: str = "IC", reference: str = "MTMD",
             models: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -404,8 +417,8 @@ def excess_curves(results: cs.Results, models: list[str], universe: str) -> dict
     curves = results.curves().get(universe, {})
     if cs.UNIVERSE not in curves:
         return {}
-    base = curves[cs.UNIVERSE]["portfolio"]
-    return {m: (curves[m]["portfolio"] - base).cumsum() for m in models if m in curves}
+    base = curves[cs.UNIVERSE]["return"]
+    return {m: (curves[m]["return"] - base).cumsum() for m in models if m in curves}
 
 
 def memory_usage(extras: dict, dates: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
@@ -429,6 +442,16 @@ def next_day_config(cfg: Config) -> Config:
     """The chapter's config with HIST's and MTMD's label, ``Ref($close,-1)/$close-1`` (from the close of the
     decision day), the first universe and the next-day seeds."""
     return dataclasses.replace(cfg, label_delay=0, universes=cfg.universes[:1], seeds=cfg.next_day_seeds)
+
+
+def with_suffix(results: cs.Results, suffix: str) -> cs.Results:
+    """The same runs named ``<name><suffix>`` (in their predictions and histories too)."""
+    runs = []
+    for r in results.runs:
+        name = r.name + suffix
+        runs.append(dataclasses.replace(r, name=name, predictions=r.predictions.assign(model=name),
+                                        history=r.history.assign(model=name) if len(r.history) else r.history))
+    return cs.Results(runs)
 
 
 def next_day_table(metrics_frame: pd.DataFrame, cfg: Config, models: list[str]) -> pd.DataFrame:
@@ -464,11 +487,11 @@ def next_day_sentences(table: pd.DataFrame, paper_ic: float | None = None) -> li
 
 
 __all__ = [
-    "ABLATIONS", "BASELINES", "FLOOR", "LIGHTGBM", "MEMORY", "MODELS", "NOTEBOOK", "OUR_METRICS", "PAPER",
-    "PRECISION_N", "TABLE3_METRICS", "TRAINED", "UNTRAINED", "Config", "ablation_sentences", "ablation_table",
-    "all_metrics", "beside_paper", "calibrate", "calibration_runs", "calibration_figure_table", "calibration_sentences",
-    "calibration_table",
-    "config_for_ablations", "excess_curves", "NEXT_DAY", "next_day_config", "next_day_sentences",
-    "next_day_table", "headlines", "memory_usage", "monthly_ic", "paper_table_for",
-    "paper_tables", "precision_table", "prepare", "printed", "seed_table", "verdict",
+    "ABLATIONS", "ABLATION_ROWS", "BASELINES", "FLOOR", "LIGHTGBM", "MEMORY", "MODELS", "NEXT_DAY", "NOTEBOOK",
+    "OUR_METRICS", "PAPER", "PRECISION_N", "TABLE3_METRICS", "TRAINED", "UNTRAINED", "Config", "ablation_beside",
+    "ablation_sentences", "ablation_table", "all_metrics", "beside_paper", "calibrate", "calibration_figure_table",
+    "calibration_runs", "calibration_sentences", "calibration_table", "config_for_ablations", "excess_curves",
+    "headlines", "memory_usage", "monthly_ic", "next_day_config", "next_day_sentences", "next_day_table",
+    "paper_table_for", "paper_tables", "precision_table", "prepare", "printed", "seed_table", "verdict",
+    "with_suffix",
 ]
