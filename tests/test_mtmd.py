@@ -144,3 +144,54 @@ def test_ablation_table_pairs_each_memory_variant_with_its_backbone():
     assert table.loc[("csi300", "MTMD (hidden)", "IC"), "verdict"].startswith("indistinguishable")
     lines = P.ablation_sentences(table)
     assert lines[1].startswith("- CSI300, MTMD against HIST: IC +0.") and lines[1].endswith("better than without it.")
+
+
+def tiny(**changes) -> P.Config:
+    return P.Config(**{**SMOKE, "hidden": 8, "epochs": 1, "days_per_epoch": 4, "valid_days": 3, "memory_items": 6,
+                       "memory_topk": 2, **changes})
+
+
+def test_mtmd_is_repeatable_its_table_is_recomputed_from_saved_predictions_and_it_records_its_memory(prepared):
+    _, e, _ = prepared
+    cfg = tiny()
+    run = cs.run_model("MTMD", P.MODELS["MTMD"], e, cfg, seed=0, log=lambda *_: None)
+    again = cs.run_model("MTMD", P.MODELS["MTMD"], e, cfg, seed=0, log=lambda *_: None)
+    pd.testing.assert_frame_equal(run.predictions, again.predictions)  # same seed, same numbers
+    saved = run.predictions.pivot(index="datetime", columns="instrument", values="score")
+    labels = run.predictions.pivot(index="datetime", columns="instrument", values="label")
+    out, _ = cs.evaluate_frames(saved, labels, cs.returns_frame(e.panel), cs.benchmark_returns(e.panel),
+                                **cfg.backtest)
+    for k, v in run.metrics.items():
+        assert out[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+    # the memory's use on each test day (not the validation days scored during training), rows summing to 1
+    usage = P.memory_usage(run.extras, e.panel.dates[e.parts["test"]])
+    assert sorted(usage) == ["hidden", "predefined"]
+    for frame in usage.values():
+        assert frame.shape == (len(e.parts["test"]), 6)
+        np.testing.assert_allclose(frame.sum(axis=1), 1.0, rtol=1e-5)
+        assert frame.index[0] == e.panel.dates[e.parts["test"][0]]
+
+
+def test_every_model_of_the_registry_builds_and_scores_a_real_day(prepared):
+    _, e, _ = prepared
+    cfg = tiny()
+    t = int(e.parts["valid"][0])
+    x, idx, mask, _, _ = cs.day_batch(e.panel, t, cfg.window)
+    for name, factory in P.MODELS.items():
+        model = factory(e.panel, cfg).eval()
+        out = model(x, idx, mask, **cs.side_batch(model, e.panel, t))
+        assert out.shape == (e.panel.n_stocks,) and torch.isfinite(out[mask]).all(), name
+    assert set(P.MODELS) == set(P.TRAINED)
+
+
+def test_another_universe_and_test_period_run_through_the_same_recipe():
+    cfg = tiny(universes=["csi100"], start="2018-01-02", end="2019-12-31",
+               split_dates=["2018-12-31", "2019-06-28", "2019-12-20"], max_stocks=25)
+    e, data = P.prepare(cfg, "csi100")
+    ranges = e.split.ranges()
+    assert ranges["test"][0] == pd.Timestamp("2019-07-01") and ranges["test"][1] <= pd.Timestamp("2019-12-20")
+    assert e.panel.exists.sum(axis=1).max() <= 25
+    calibration = P.calibrate(dataclasses.replace(cfg, lightgbm=False), "csi100", e, data, log=lambda s: None)
+    assert list(calibration.summary.index) == [qa.RIDGE]
+    runs = P.calibration_runs(calibration, e, cfg)
+    assert runs.first(P.FLOOR).universe == "csi100" and np.isfinite(runs.first(P.FLOOR).metrics["IC"])
