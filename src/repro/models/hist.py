@@ -79,6 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .panel_baselines import present_only
 from .qlib_nets import alpha360_flat
 
 BLOCKS = ("predefined", "hidden")
@@ -216,7 +217,7 @@ class HIST(_UsageRecords, nn.Module):
             raise ValueError(f"x has {n} stocks, stock2concept {self.stock2concept.shape[0]}")
         valid = torch.ones(n, dtype=torch.bool, device=x.device) if mask is None else mask.bool()
         x = torch.where(valid[:, None, None], x, 0.0)  # absent rows may hold NaN; 0 keeps them finite
-        h = self.encoder(x)[0][:, -1]  # [004 eq. 2]
+        h = present_only(lambda v: self.encoder(v)[0][:, -1], x, valid)  # [004 eq. 2], present stocks only
         if weight is None:
             w = valid.to(h.dtype)
         else:  # NaN, infinite, zero or negative weights: the stock does not count in its concepts

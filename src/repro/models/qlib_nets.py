@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .higstm import masked_softmax_rows
+from .panel_baselines import present_only
 
 
 def alpha360_flat(x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +103,10 @@ class ALSTM(nn.Module):
         self.fc_out = nn.Linear(2 * hidden, 1)
 
     def forward(self, x, index=None, mask=None):
-        # No cross-stock operation, so absent stocks cannot reach the others; mask is not needed.
+        # No cross-stock operation: the mask only spares the absent stocks' computation (they score 0).
+        return present_only(self._one, x, mask)
+
+    def _one(self, x):
         h, _ = self.rnn(torch.tanh(self.fc_in(x)))  # (N, T, hidden)
         w = torch.softmax(self.att(h), dim=1)  # (N, T, 1): weights over the time steps
         pooled = (h * w).sum(dim=1)
@@ -141,9 +145,6 @@ class GATs(nn.Module):
         return masked_softmax_rows(e, mask[None, :].expand_as(e))
 
     def forward(self, x, index=None, mask=None):
-        out, _ = self.rnn(x)
-        h = out[:, -1]
-        if mask is not None:  # where, not multiply: an absent stock's NaN inputs would survive 0 * NaN
-            h = torch.where(mask[:, None], h, torch.zeros_like(h))
+        h = present_only(lambda v: self.rnn(v)[0][:, -1], x, mask)  # absent stocks: zeros, never NaN
         h = self.attention(h, mask) @ h + h
         return self.fc_out(F.leaky_relu(self.fc(h), 0.01)).squeeze(-1)
