@@ -438,9 +438,13 @@ def memory_sentences(usage: dict[str, pd.DataFrame]) -> list[str]:
         items = frame.shape[1]
         mean = frame.mean() * items
         monthly = frame.groupby(frame.index.to_period("M")).mean() * items
-        lines.append(f"- {block} block, {items} items: the most used item takes {mean.max():.3f} times the uniform "
-                     f"share over the test days, the least used {mean.min():.3f} times; month to month an item's "
-                     f"share moves by {monthly.std().mean():.3f} times the uniform share (mean std over items).")
+        lines.append(f"- {block} block, {items} items: the most used item takes {mean.max():.4f} times the uniform "
+                     f"share over the test days, the least used {mean.min():.4f} times; month to month an item's "
+                     f"share moves by {monthly.std().mean():.4f} times the uniform share (mean std over items).")
+        if mean.max() / max(mean.min(), 1e-12) < 1.01:
+            lines.append("  Every stock reads almost the same mixture of items on every day: the read returns the "
+                         "stock's feature times (nearly) the mean item, a per-feature gain, not a lookup of distinct "
+                         "stored patterns.")
     return lines
 
 
