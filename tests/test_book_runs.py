@@ -90,10 +90,11 @@ def test_make_book_renders_a_chapter_from_a_repro_run_folder(tmp_path, smoke_run
     for name in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy2(ROOT / name, root / name)
     (root / "book" / "notebooks").mkdir()
-    for nb in NOTEBOOKS[:-1]:
+    executed_here = [nb for nb in NOTEBOOKS if nb != "04_higstm"]
+    for nb in executed_here:
         inputs.write_stamp(nb, "smoke", root / "book" / "_generated" / "inputs" / f"{nb}.sha256", root)
     time.sleep(0.01)
-    for nb in NOTEBOOKS[:-1]:
+    for nb in executed_here:
         shutil.copy(smoke_run(ROOT / "notebooks" / f"{nb}.ipynb"), root / "book" / "notebooks" / f"{nb}.ipynb")
         shutil.copytree(results_dir / nb, root / "results" / nb)
     stamp = tmp_path / "installed"
