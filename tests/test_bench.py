@@ -36,22 +36,118 @@ def test_the_page_says_when_nothing_was_measured_and_shows_every_table_when_it_w
                                                                                   "cpus": 2, "python": "3.11.7"}}))
     pd.DataFrame({"shape": ["L=16"], "backend": ["fused"], "pass": ["forward"], "median_ms": [1.25],
                   "x floor": [3.5]}).to_csv(tmp_path / "scan.csv", index=False)
-    pd.DataFrame({"model": ["GRU"], "stocks": [100], "seconds_per_day": [0.0123]}).to_csv(tmp_path / "epochs.csv",
-                                                                                          index=False)
+    pd.DataFrame({"chapter": ["03_mamballm", "04_higstm", "04_higstm"], "model": ["MambaLLM", "HIGSTM", "GRU"],
+                  "axis": ["window", "stocks", "stocks"], "size": [5, 100, 100], "epoch_s": [0.2, 5.5, 0.246],
+                  "unit": ["window", "training day", "training day"], "units": [64, 20, 20],
+                  "seconds_per_unit": [0.003125, 0.275, 0.0123], "peak_after_data_mb": [805.3, 430.4, 431.0],
+                  "training_adds_mb": [12.4, 140.6, 40.6], "threads": [1, 2, 2],
+                  "parameters": [768936, 21348, 10881]}).to_csv(tmp_path / "epochs.csv", index=False)
     pd.DataFrame({"notebook": ["04_higstm"], "profile": ["book"], "wall_s": [1020.0]}).to_csv(
         tmp_path / "notebooks.csv", index=False)
     text = bench.page(tmp_path)
     assert "Measured 2026-12-02T16:00:00Z on Linux-x, 2 CPU cores, Python 3.11.7; 321 s in all." in text
-    for heading in ("## The selective scan", "## One training epoch against universe size", "## Notebooks per profile"):
+    for heading in ("## The selective scan", "## One training epoch against universe size or window",
+                    "### 03_mamballm: MambaLLM against window", "### 04_higstm: HIGSTM and GRU against universe size",
+                    "## Notebooks per profile"):
         assert heading in text
+    assert bench.EPOCH_CHAPTERS["04_higstm"].note in text and bench.EPOCH_CHAPTERS["03_mamballm"].note in text
     assert "| L=16    | fused     | forward |        1.25 |      3.50 |" in text
-    assert "| GRU     |      100 |             0.012 |" in text and "| 04_higstm  | book      |   1020.0 |" in text
+    assert ("| model    |   window |   epoch (s) |   windows |   ms per window |   peak after data (MB) |   "
+            "training adds (MB) |   threads |   parameters |") in text
+    assert ("| MambaLLM |        5 |       0.200 |        64 |           3.125 |                    805 |"
+            "                   12 |         1 |       768936 |") in text
+    assert ("| model   |   stocks |   epoch (s) |   days |   ms per day |   peak after data (MB) |   "
+            "training adds (MB) |   threads |   parameters |") in text
+    assert ("| HIGSTM  |      100 |       5.500 |     20 |      275.000 |                    430 |"
+            "                  141 |         2 |        21348 |") in text
+    assert ("| GRU     |      100 |       0.246 |     20 |       12.300 |                    431 |"
+            "                   41 |         2 |        10881 |") in text
+    assert text.index("### 03_mamballm") < text.index("### 04_higstm") < text.index("## Notebooks per profile")
+    assert "| 04_higstm  | book      |   1020.0 |" in text
+
+
+# --------------------------------------------------------------------------- epochs on real data
+def recurrent(cell: str, inputs: int, hidden: int, layers: int = 1) -> int:
+    """Parameters of a PyTorch GRU or LSTM of ``layers`` layers (two bias vectors per gate)."""
+    gates = {"gru": 3, "lstm": 4}[cell]
+    return sum(gates * (hidden * ((inputs if layer == 0 else hidden) + hidden) + 2 * hidden) for layer in range(layers))
+
+
+def keras_bilstm(features: int) -> int:
+    """The paper's best BiLSTM (64 then 128 units each way; Keras LSTMs have one bias per gate), dense to 1."""
+    return 2 * 4 * (64 * (features + 64) + 64) + 2 * 4 * (128 * (128 + 128) + 128) + 2 * 128 + 1
+
+
+def keras_cnn(features: int, window: int) -> int:
+    """The paper's best CNN: Conv1D(96, kernel 2, same), max pooling by 2 (same), dense 96, dense 1."""
+    pooled = -(-window // 2)
+    return 96 * (2 * features + 1) + (pooled * 96 + 1) * 96 + 97
+
+
+def expected_parameters(chapter: str, model: str, size: int) -> int | None:
+    import torch
+
+    from repro.models import hist, smamba
+    from repro.papers import p000_mamballm, p001_convlstm_t5, p002_keras, p003_higstm, p004_mtmd
+
+    if chapter == "01_keras_baselines":
+        features = len(p002_keras.FEATURE_SETS["numeric_full"])
+        return keras_bilstm(features) if model == "BiLSTM" else keras_cnn(features, size)
+    if chapter == "02_convlstm_t5":
+        if model != "Conv-LSTM":
+            return None  # the T5's vocabulary is trained on the texts
+        c = p001_convlstm_t5.Config()  # Conv1D (kernel 3), an LSTM, a linear head
+        features = len(p001_convlstm_t5.PRICE_FEATURES)
+        return c.filters * (features * c.kernel_size + 1) + recurrent("lstm", c.filters, c.hidden) + c.hidden + 1
+    if chapter == "03_mamballm":
+        c = p000_mamballm.Config()
+        features = len(p000_mamballm.FEATURES)
+        if model == "GRU":
+            return recurrent("gru", features, 64) + 64 + 1
+        net = smamba.build("mamballm", features, size, 384, **c.model_sizes("mamballm"))  # MiniLM: 384 numbers
+        return sum(p.numel() for p in net.parameters())
+    if chapter == "04_higstm":
+        c = p003_higstm.Config()
+        if model == "GRU":
+            return recurrent("gru", len(p003_higstm.FEATURES), c.d_model, 2) + c.d_model + 1
+        net = p003_higstm.HIGSTM(len(p003_higstm.FEATURES), size, c.window, c.d_model, c.d_state, c.d_conv, c.expand,
+                                 c.d_te, c.d_ge, c.d_attn, c.top_share)
+        return sum(p.numel() for p in net.parameters())
+    c = p004_mtmd.Config()
+    if model == "GRU":
+        return recurrent("gru", 6, c.hidden, c.layers) + c.hidden + 1  # Alpha360: 6 blocks per day
+    # the concept matrix is a buffer: its stocks and concepts add no parameters
+    net = hist.HIST(torch.zeros(size, 3), d_feat=6, hidden=c.hidden, layers=c.layers, memory=p004_mtmd.MEMORY[model],
+                    memory_items=c.memory_items, topk=c.memory_topk)
+    return sum(p.numel() for p in net.parameters())
+
+
+EVERY_MODEL = [(chapter, model) for chapter, spec in bench.EPOCH_CHAPTERS.items() for model in spec.models]
 
 
 @pytest.mark.slow
-def test_an_epoch_is_timed_on_real_data_with_its_own_peak_memory():
-    costs = bench.epoch_costs(sizes=(30,), models=("GRU",), days=3)
-    [row] = costs.to_dict("records")
-    assert row["model"] == "GRU" and row["stocks"] == 30 and row["days"] == 3
-    assert 0 < row["seconds_per_day"] < 10 and row["peak_after_data_mb"] > 100 and row["training_adds_mb"] >= 0
-    assert row["parameters"] > 1000
+@pytest.mark.parametrize("chapter, model", EVERY_MODEL, ids=[f"{c}-{m}" for c, m in EVERY_MODEL])
+def test_a_tiny_epoch_of_every_chapters_models_is_timed_on_real_data(chapter, model):
+    # in this process (the imports are paid once); the fresh-process run is the next test
+    spec = bench.EPOCH_CHAPTERS[chapter]
+    size = 30 if spec.axis == "stocks" else 5
+    row = bench.epoch_cost(chapter, model, size, days=2, samples=24)
+    assert (row["chapter"], row["model"], row["axis"], row["size"]) == (chapter, model, spec.axis, size)
+    assert row["unit"] == spec.unit and row["units"] == (2 if spec.axis == "stocks" else 24)
+    assert row["epoch_s"] > 0 and row["seconds_per_unit"] == pytest.approx(row["epoch_s"] / row["units"])
+    assert row["peak_after_data_mb"] > 100 and row["training_adds_mb"] >= 0 and row["threads"] >= 1
+    expected = expected_parameters(chapter, model, size)
+    assert row["parameters"] == expected if expected is not None else row["parameters"] > 10_000
+
+
+@pytest.mark.slow
+def test_epochs_are_timed_each_in_its_own_process_with_its_own_peak_memory():
+    costs = bench.epoch_costs(chapters=("04_higstm", "02_convlstm_t5"), stocks=(30,), days=3, models=("GRU",))
+    assert list(costs.columns) == ["chapter", "model", "axis", "size", "epoch_s", "unit", "units", "seconds_per_unit",
+                                   "peak_after_data_mb", "training_adds_mb", "threads", "parameters"]
+    [row] = costs.to_dict("records")  # chapter 02 has no GRU
+    assert (row["chapter"], row["model"], row["axis"], row["size"], row["unit"], row["units"]) == (
+        "04_higstm", "GRU", "stocks", 30, "training day", 3)
+    assert 0 < row["seconds_per_unit"] < 10 and row["epoch_s"] == pytest.approx(3 * row["seconds_per_unit"])
+    assert 100 < row["peak_after_data_mb"] < 4000 and row["training_adds_mb"] >= 0 and row["threads"] >= 1
+    assert row["parameters"] == expected_parameters("04_higstm", "GRU", 30)

@@ -9,9 +9,26 @@ Three measurements, each written as a table that the page reads (nothing is type
   every CPU backend at d_inner 64, d_state 16, batch 32 and L in 16, 64, 256, 1024, and the
   chapters' shapes, beside the memory-bound floor of each shape (the time to stream its
   inputs and outputs once, measured here), so every time reads as a multiple of it;
-* ``epochs.csv``: one training epoch of chapter 04's main model (HIGSTM) and its strongest
-  baseline (GRU) on 100, 300 and 500 stocks of CSI500, seconds per training day, the peak
-  memory once the data is loaded and what training adds above it, each in its own process;
+* ``epochs.csv`` (long: one row per chapter, model and size): one training epoch of each chapter's
+  main model and its strongest trained rival, built as the chapter builds it (its ``Config``
+  defaults, the book profile), each (chapter, model, size) in its own process: the seconds of the
+  epoch's training steps (no validation), per training day or window, the peak memory once the
+  data is loaded and what training adds above it, threads and parameters (:data:`EPOCH_CHAPTERS`):
+
+  - ``01_keras_baselines`` (a comparison without a model of its own): the two networks of its
+    headline claims, the BiLSTM (R²) and the CNN (the lowest MAE), at the paper's reported
+    hyper-parameters (the chapter tunes its own; its side studies use these), on the
+    ``numeric_full`` features of one ticker, against the window;
+  - ``02_convlstm_t5``: the paper's hybrid in its two trained parts: the Conv-LSTM (level 1, the
+    network that reads the window and the rival of the hybrid's claim) and the T5 of level 2 on its
+    texts (its other rivals, persistence, momentum and least squares, have no epochs);
+  - ``03_mamballm``: MambaLLM (S-Mamba and the authors' texts) and the GRU (the recurrent baseline
+    the chapter plots beside it), against the window;
+  - ``04_higstm``: HIGSTM and the GRU on the first 100, 300 and 500 stocks of CSI500;
+  - ``05_mtmd``: MTMD and the GRU (the recurrent baseline the chapter also trains on the paper's
+    next-day label; HIST is MTMD without its memories) on qlib's Alpha360 inputs, on the first 100,
+    300 and 500 rows of CSI500 point in time over June to December 2023 (the chapter's CSI300 has
+    about 300 members a day);
 * ``notebooks.csv``: every notebook's wall time and peak memory per profile, from the run
   records (``results/<notebook>/run.json`` and run folders made by ``repro run``).
 
@@ -27,6 +44,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +56,55 @@ SCAN_LENGTHS = (16, 64, 256, 1024)
 CHAPTER_SHAPES = (("HIGSTM, CSI500 day (book)", 498, 16, 32, 32), ("HIGSTM, CSI500 day (paper)", 498, 16, 128, 48),
                   ("S-Mamba, ch. 03 (book)", 64, 16, 32, 8))
 SCAN_BACKENDS = ("sequential", "parallel", "fused")
-EPOCH_SIZES = (100, 300, 500)
-EPOCH_MODELS = ("HIGSTM", "GRU")
+EPOCH_STOCKS = (100, 300, 500)
+EPOCH_WINDOWS = (5, 20, 60)
+#: The one ticker of the per-ticker chapters (in StockNet and in ``us_prices``).
+EPOCH_TICKER = "AAPL"
+EPOCH_SEED = 0
+EPOCH_LINE = "EPOCH "  # marks the child's result on its stdout
+
+
+@dataclass(frozen=True)
+class EpochBench:
+    """A chapter's row of the epochs table: its main model and strongest rival, what the size counts, and the
+    page's sentence on what was measured."""
+
+    models: tuple[str, str]
+    axis: str  # "stocks" (universe size) or "window" (days per input window)
+    note: str
+
+    @property
+    def unit(self) -> str:
+        return "training day" if self.axis == "stocks" else "window"
+
+
+EPOCH_CHAPTERS = {
+    "01_keras_baselines": EpochBench(
+        ("BiLSTM", "CNN"), "window",
+        "The networks of the paper's headline claims, the BiLSTM (R²) and the CNN (MAE), at the hyper-parameters the "
+        f"paper reports as best, on the `numeric_full` features of {EPOCH_TICKER} (StockNet), one epoch over its "
+        "training windows; Keras's epoch is the second of two, since the first also traces the training step."),
+    "02_convlstm_t5": EpochBench(
+        ("Conv-LSTM", "T5 (level 2)"), "window",
+        f"The hybrid's two trained parts on {EPOCH_TICKER}'s StockNet prices: the Conv-LSTM of level 1, and the T5 of "
+        "level 2 on the texts of that Conv-LSTM's forecasts after one epoch, with the sentiment at 0 (the T5's cost "
+        "depends on the length of its texts, not on the scores). The T5 reads two numbers whatever the window."),
+    "03_mamballm": EpochBench(
+        ("MambaLLM", "GRU"), "window",
+        "MambaLLM (S-Mamba over the variates, the authors' texts embedded and averaged over the window) and the GRU, "
+        f"on {EPOCH_TICKER}'s training windows over the authors' text span; S-Mamba's tokens are the twelve "
+        "features, so the window only widens its embedding. MambaLLM's peak after the data includes the sentence "
+        "encoder when its texts were not embedded (and cached) before."),
+    "04_higstm": EpochBench(
+        ("HIGSTM", "GRU"), "stocks",
+        "HIGSTM and its strongest baseline, the GRU, on random training days of the first n stocks (by code) of "
+        "CSI500."),
+    "05_mtmd": EpochBench(
+        ("MTMD", "GRU"), "stocks",
+        "MTMD and the GRU on Alpha360's 60-day windows, random training days of the first n rows (by code) of CSI500 "
+        "point in time over 2023-06..12 (the chapter runs CSI300, about 300 members a day), with the chapter's rank "
+        "label and MSE loss."),
+}
 
 
 def bench_dir() -> Path:
@@ -68,43 +133,170 @@ def notebook_costs(roots: list[Path]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- training epochs
-def epoch_cost(model: str, stocks: int, days: int = 20) -> dict:
-    """Seconds per training day of one epoch of a chapter-04 model on ``stocks`` CSI500 stocks (book-profile
-    sizes), and the process's peak memory; meant to run in a fresh process (see :func:`epoch_costs`)."""
+def _training_windows(ds, samples: int | None):
+    """The training windows of a price-forecast dataset (its first ``samples`` of them when given)."""
+    import numpy as np
+
+    keep = ds.mask("train")
+    if samples:
+        keep &= np.cumsum(keep) <= samples
+    return ds.select(keep)
+
+
+def _torch_row(net, seconds: float, units: int) -> dict:
     import torch
 
-    from .papers import p003_higstm as p003
+    return {"epoch_s": seconds, "units": units, "threads": torch.get_num_threads(),
+            "parameters": int(sum(p.numel() for p in net.parameters()))}
+
+
+def _keras_epoch(model: str, window: int, samples: int | None):
+    """Chapter 01: the ``numeric_full`` windows of one ticker (prices and macro data; the text experiments need
+    the tweets scored first)."""
+    from .models import keras_nets
+    from .papers import p002_keras as paper
+
+    keras_nets._keras()  # TensorFlow before the data: the memory once the data is loaded includes it
+    import tensorflow as tf
+
+    cfg = paper.Config(tickers=[EPOCH_TICKER], window=window, experiments=["numeric_full"])
+    ds = paper.datasets(cfg, paper.daily_table(cfg.tickers, cfg.macro_lag_years), paper.periods(cfg, None))
+    train = _training_windows(ds["numeric_full"], samples)
+    name = model.lower()
+
+    def epoch() -> dict:
+        net, seconds = keras_nets.train_one_epoch(name, keras_nets.PAPER_BEST[name], train.X, train.y, EPOCH_SEED,
+                                                  cfg.batch_size)
+        return {"size": train.window, "epoch_s": seconds, "units": len(train.y),
+                "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+                "parameters": int(net.count_params())}
+    return epoch
+
+
+def _convlstm_epoch(model: str, window: int, samples: int | None):
+    """Chapter 02: every day of one ticker's StockNet prices, the chapter's 64/16/20 split."""
+    import numpy as np
+
+    from .models import convlstm, t5_numbers
+    from .papers import p001_convlstm_t5 as paper
+
+    cfg = paper.Config(tickers=[EPOCH_TICKER], window=window, window_search=False)
+    ds = paper.dataset(cfg, paper.price_table(cfg.tickers), (cfg.start, cfg.end), window)
+    train = _training_windows(ds, samples)
+    if model == "Conv-LSTM":
+        def epoch() -> dict:
+            net, seconds = convlstm.train_one_epoch(train.X, train.y, cfg.convlstm_settings(), EPOCH_SEED, "cpu")
+            return {"size": train.window, **_torch_row(net, seconds, len(train.y))}
+        return epoch
+    level1, _ = convlstm.train_one_epoch(train.X, train.y, cfg.convlstm_settings(), EPOCH_SEED, "cpu")
+    units = paper.to_units(train, train.to_price(convlstm.predict(level1, train.X)))
+    inputs, targets = paper.t5_texts(cfg, train, units, np.zeros(len(units)))
+    from transformers import T5ForConditionalGeneration  # noqa: F401  (imported before the peak after the data)
+
+    t5 = t5_numbers.NumberT5(cfg.t5_settings(), model=cfg.t5_model, seed=EPOCH_SEED, device="cpu")
+
+    def epoch() -> dict:
+        seconds = t5.train_one_epoch(list(inputs), list(targets))
+        return {"size": train.window, **_torch_row(t5.model, seconds, len(inputs))}
+    return epoch
+
+
+def _mamballm_epoch(model: str, window: int, samples: int | None):
+    """Chapter 03: one ticker's windows over the authors' text span; MambaLLM's texts embedded up to the last
+    training day only (the embedding is cached, and not timed)."""
+    from .models import smamba
+    from .papers import p000_mamballm as paper
+
+    name = "mamballm" if model == "MambaLLM" else model.lower()
+    cfg = paper.Config(tickers=[EPOCH_TICKER], window=window)
+    train = _training_windows(paper.dataset(cfg, paper.stock_table(cfg)), samples)
+    text = None
+    if name == "mamballm":
+        days = paper.index_days(cfg).loc[: train.date.max()]
+        vectors = paper.text_vectors(cfg, paper.day_texts(cfg, days))
+        text = paper.scaled_on_train(paper.window_mean(vectors, train), train)
+
+    def epoch() -> dict:
+        net, seconds = smamba.train_one_epoch(name, train.X, train.y, text, cfg.train_settings(), EPOCH_SEED, "cpu",
+                                              **cfg.model_sizes(name))
+        return {"size": train.window, **_torch_row(net, seconds, len(train.y))}
+    return epoch
+
+
+def _cross_section_epoch(chapter: str, model: str, stocks: int, days: int):
+    """Chapters 04 and 05: a short recent span of CSI500 (the chapter's window of history, ``days`` + 10
+    training days, 5 validation and 5 test days), one epoch of ``days`` random training days of
+    :func:`repro.protocols.cross_section.train` with the chapter's loss, label, learning rate and clipping."""
+    import torch  # noqa: F401  (before the data: the memory once the data is loaded includes it)
+
     from .protocols import cross_section as cs
+
+    split = dict(split_counts=[days + 10, 5, 5], split_dates=None, epochs=1, days_per_epoch=days, valid_days=5,
+                 seeds=[EPOCH_SEED], device="cpu", max_stocks=stocks)
+    if chapter == "04_higstm":
+        from .papers import p003_higstm as paper
+
+        cfg = paper.Config(start="2021-01-01", **split)
+        experiment = paper.prepare(cfg, "csi500")
+    else:
+        from .papers import p004_mtmd as paper
+
+        cfg = paper.Config(universes=["csi500"], start="2023-06-01", end="2023-12-29", **split)
+        experiment, _ = paper.prepare(cfg, "csi500")
+
+    def epoch() -> dict:
+        net = paper.MODELS[model](experiment.panel, cfg)
+        result = cs.train(net, experiment.panel, experiment.parts, 1, cfg.window, lr=cfg.lr, seed=EPOCH_SEED,
+                          days_per_epoch=days, valid_days=cfg.valid_days, device="cpu", clip=cfg.clip,
+                          loss=cfg.loss, label=cfg.train_label, log=lambda *_: None)
+        hist = result.history.iloc[0]
+        return {"size": experiment.panel.n_stocks, **_torch_row(net, float(hist["train_seconds"]), int(hist["days"]))}
+    return epoch
+
+
+def epoch_cost(chapter: str, model: str, size: int, days: int = 20, samples: int | None = None) -> dict:
+    """One training epoch of ``model`` of ``chapter`` (:data:`EPOCH_CHAPTERS`) at ``size`` stocks or window
+    days, and the process's peak memory; meant to run in a fresh process (see :func:`epoch_costs`).
+
+    ``days``: training days of a cross-section epoch; ``samples``: training windows of a per-ticker epoch (None:
+    all of the ticker's). The data is loaded first; the peak then is ``peak_after_data_mb`` and what building and
+    training the model add above it ``training_adds_mb`` (the peak is monotonic)."""
     from .runs import peak_memory_mb, seed_everything
 
-    cfg = p003.Config(max_stocks=stocks, start="2021-01-01", split_counts=[days + 10, 5, 5], epochs=1,
-                      days_per_epoch=days, valid_days=5, seeds=[0], device="cpu")
-    experiment = p003.prepare(cfg, "csi500")
-    loaded = peak_memory_mb()  # the peak is monotonic: what training adds shows above this
-    seed_everything(0)
-    net = p003.MODELS[model](experiment.panel, cfg)
-    start = time.perf_counter()
-    result = cs.train(net, experiment.panel, experiment.parts, 1, cfg.window, days_per_epoch=days,
-                      valid_days=5, log=lambda *_: None)
-    hist = result.history.iloc[0]
-    return {"model": model, "stocks": len(experiment.panel.codes), "days": int(hist["days"]),
-            "seconds_per_day": float(hist["train_seconds"]) / int(hist["days"]),
-            "epoch_s_incl_validation": time.perf_counter() - start, "peak_after_data_mb": loaded,
-            "training_adds_mb": max(0.0, peak_memory_mb() - loaded),
-            "threads": torch.get_num_threads(), "parameters": cs.n_parameters(net)}
+    spec = EPOCH_CHAPTERS[chapter]
+    if model not in spec.models:
+        raise ValueError(f"{chapter} times {' and '.join(spec.models)}, not {model!r}")
+    if spec.axis == "stocks":
+        epoch = _cross_section_epoch(chapter, model, size, days)
+    else:
+        load = {"01_keras_baselines": _keras_epoch, "02_convlstm_t5": _convlstm_epoch,
+                "03_mamballm": _mamballm_epoch}[chapter]
+        epoch = load(model, size, samples)
+    loaded = peak_memory_mb()
+    seed_everything(EPOCH_SEED)  # as the notebooks do (PyTorch's deterministic algorithms too)
+    row = epoch()
+    return {"chapter": chapter, "model": model, "axis": spec.axis, "size": row["size"], "epoch_s": row["epoch_s"],
+            "unit": spec.unit, "units": row["units"], "seconds_per_unit": row["epoch_s"] / row["units"],
+            "peak_after_data_mb": loaded, "training_adds_mb": max(0.0, peak_memory_mb() - loaded),
+            "threads": row["threads"], "parameters": row["parameters"]}
 
 
-def epoch_costs(sizes=EPOCH_SIZES, models=EPOCH_MODELS, days: int = 20) -> pd.DataFrame:
-    """:func:`epoch_cost` for every model and size, each in its own Python process."""
+def epoch_costs(chapters=tuple(EPOCH_CHAPTERS), stocks=EPOCH_STOCKS, windows=EPOCH_WINDOWS, days: int = 20,
+                samples: int | None = None, models: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """:func:`epoch_cost` for both models (or those of them in ``models``) of every chapter at each of its sizes
+    (``stocks`` or ``windows``), each in its own Python process."""
     rows = []
-    for model in models:
-        for stocks in sizes:
-            code = (f"import json; from repro.bench import epoch_cost; "
-                    f"print(json.dumps(epoch_cost({model!r}, {stocks}, {days})))")
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"epoch benchmark {model} x {stocks} failed:\n{proc.stderr[-2000:]}")
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for chapter in chapters:
+        spec = EPOCH_CHAPTERS[chapter]
+        for model in (m for m in spec.models if models is None or m in models):
+            for size in stocks if spec.axis == "stocks" else windows:
+                code = (f"import json; from repro.bench import epoch_cost, EPOCH_LINE; print(EPOCH_LINE + json.dumps("
+                        f"epoch_cost({chapter!r}, {model!r}, {size}, {days}, {samples})))")
+                proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+                found = [line for line in proc.stdout.splitlines() if line.startswith(EPOCH_LINE)]
+                if proc.returncode != 0 or not found:
+                    raise RuntimeError(f"epoch benchmark {chapter} {model} x {size} failed:\n{proc.stderr[-2000:]}")
+                rows.append(json.loads(found[-1][len(EPOCH_LINE):]))
     return pd.DataFrame(rows)
 
 
@@ -137,7 +329,8 @@ def run(quick: bool = False, out: Path | None = None) -> Path:
     scan = scan_table(quick)
     if len(scan):
         io.write_text(out / "scan.csv", scan.to_csv(index=False))
-    epochs = epoch_costs(sizes=(50, 100) if quick else EPOCH_SIZES, days=5 if quick else 20)
+    sizes = dict(stocks=EPOCH_STOCKS[:1], windows=EPOCH_WINDOWS[:1], days=5, samples=64) if quick else {}
+    epochs = epoch_costs(**sizes)
     io.write_text(out / "epochs.csv", epochs.to_csv(index=False))
     root = paths.project_root()
     notebooks = notebook_costs([Path(os.environ.get("REPRO_RESULTS_DIR") or root / "results"), root / "runs"])
@@ -145,6 +338,25 @@ def run(quick: bool = False, out: Path | None = None) -> Path:
     meta["wall_s"] = round(time.perf_counter() - t0, 1)
     io.write_text(out / "bench.json", json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def epoch_tables(epochs: pd.DataFrame) -> list[str]:
+    """Markdown lines of the epochs table: one section per chapter, its sentence and its rows."""
+    lines = []
+    for chapter, g in epochs.groupby("chapter", sort=False):
+        spec = EPOCH_CHAPTERS.get(chapter)
+        axis, unit = g["axis"].iloc[0], g["unit"].iloc[0]
+        unit = "day" if unit == "training day" else unit
+        table = pd.DataFrame({"model": g["model"], axis: g["size"], "epoch (s)": g["epoch_s"], f"{unit}s": g["units"],
+                              f"ms per {unit}": 1000 * g["seconds_per_unit"],
+                              "peak after data (MB)": g["peak_after_data_mb"],
+                              "training adds (MB)": g["training_adds_mb"], "threads": g["threads"],
+                              "parameters": g["parameters"]})
+        against = "universe size" if axis == "stocks" else "window"
+        lines += [f"### {chapter}: {' and '.join(dict.fromkeys(g['model']))} against {against}", "",
+                  *([spec.note, ""] if spec else []),
+                  table.to_markdown(index=False, floatfmt=("", "", ".3f", "", ".3f", ".0f", ".0f", "", "")), ""]
+    return lines
 
 
 def page(folder: Path) -> str:
@@ -168,12 +380,12 @@ def page(folder: Path) -> str:
                   "stream the call's inputs and outputs once on this machine).", "",
                   scan.to_markdown(index=False, floatfmt=".2f"), ""]
     if (folder / "epochs.csv").is_file():
-        epochs = pd.read_csv(folder / "epochs.csv")
-        lines += ["## One training epoch against universe size", "",
-                  "Chapter 04's HIGSTM and its strongest baseline (GRU), book-profile sizes, one epoch of training",
-                  "days on the first n stocks of CSI500, each size in a fresh process: the peak resident memory once",
-                  "the data is loaded, and what training adds above that peak.", "",
-                  epochs.to_markdown(index=False, floatfmt=".3f"), ""]
+        lines += ["## One training epoch against universe size or window", "",
+                  "Each chapter's main model and its strongest trained rival, built as the chapter builds them (book",
+                  "profile), each chapter, model and size in a fresh process: the seconds of one epoch's training",
+                  "steps (validation not counted) and per training day or window, the peak resident memory once the",
+                  "data is loaded, and what building and training the model add above that peak.", ""]
+        lines += epoch_tables(pd.read_csv(folder / "epochs.csv"))
     if (folder / "notebooks.csv").is_file():
         nbs = pd.read_csv(folder / "notebooks.csv")
         lines += ["## Notebooks per profile", "",

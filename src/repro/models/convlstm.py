@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .training import as_tensor, check_parts, pick_device, train_early_stopping
+from .training import as_tensor, check_parts, pick_device, timed_epoch, train_early_stopping
 
 LOSSES = ("huber", "mse")
 PREDICT_BATCH = 8192
@@ -121,6 +121,27 @@ def _mean_loss(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.T
     return total / len(x)
 
 
+def _setup(n_features: int, s: ConvLSTMSettings, seed: int, device: torch.device
+           ) -> tuple[ConvLSTM, nn.Module, torch.optim.Optimizer]:
+    """The seeded model, its loss and its optimiser, as every fit starts."""
+    torch.manual_seed(seed)
+    model = ConvLSTM(n_features, s).to(device)
+    return model, make_loss(s), torch.optim.Adam(model.parameters(), lr=s.lr)
+
+
+def train_one_epoch(X_train: np.ndarray, y_train: np.ndarray, settings: ConvLSTMSettings | None = None,
+                    seed: int = 0, device: str | torch.device | None = None) -> tuple[ConvLSTM, float]:
+    """The first training epoch of :func:`fit_predict` with the same ``seed`` (same weights and batches), without
+    its validation: (the model after it, seconds of the epoch). For the cost of an epoch (``repro.bench``)."""
+    s = settings or ConvLSTMSettings()
+    device = pick_device(device)
+    xtr, ytr = as_tensor(X_train, device, "X_train", (3,)), as_tensor(y_train, device, "y_train", (1,))
+    model, loss_fn, optimizer = _setup(xtr.shape[2], s, seed, device)
+    seconds = timed_epoch(model, optimizer, lambda idx: loss_fn(model(xtr[idx]), ytr[idx]), len(xtr),
+                          s.batch_size, seed, device)
+    return model, seconds
+
+
 def fit_predict(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
                 X_pred: dict[str, np.ndarray] | np.ndarray, settings: ConvLSTMSettings | None = None, seed: int = 0,
                 device: str | torch.device | None = None) -> FitResult:
@@ -136,10 +157,7 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y
     xva, yva = as_tensor(X_valid, device, "X_valid", (3,)), as_tensor(y_valid, device, "y_valid", (1,))
     check_parts(xtr, ytr, xva, yva)
 
-    torch.manual_seed(seed)
-    model = ConvLSTM(xtr.shape[2], s).to(device)
-    loss_fn = make_loss(s)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+    model, loss_fn, optimizer = _setup(xtr.shape[2], s, seed, device)
     best_epoch, history = train_early_stopping(
         model, optimizer, lambda idx: loss_fn(model(xtr[idx]), ytr[idx]), len(xtr),
         lambda: _mean_loss(model, loss_fn, xva, yva), s.max_epochs, s.patience, s.batch_size, seed, device)

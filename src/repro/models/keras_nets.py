@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -260,6 +261,37 @@ class FitResult:
     epochs: int
 
 
+def _seeded_model(name: str, values: dict, shape: tuple[int, ...], seed: int, without: Sequence[str] = ()):
+    """The compiled model ``name`` with hyper-parameters ``values``, built after seeding with ``seed``."""
+    set_seed(seed)
+    hp = fixed_hp(values)
+    return build_hybrid(hp, shape, without) if name == "hybrid" else BUILDERS[name](hp, shape)
+
+
+def train_one_epoch(name: str, values: dict, X_fit: np.ndarray, y_fit: np.ndarray, seed: int,
+                    batch_size: int = 32) -> tuple[object, float]:
+    """The model :func:`fit_predict` builds, trained two epochs on (X_fit, y_fit) without validation: (the model,
+    seconds of the second epoch). The first epoch also traces Keras's training step into a graph, a fixed cost
+    of seconds that would swamp a short epoch; the second is what every later epoch costs. For ``repro.bench``."""
+    keras = _keras()
+    model = _seeded_model(name, values, X_fit.shape[1:], seed)
+
+    class Clock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    clock = Clock()
+    model.fit(X_fit, y_fit, epochs=2, batch_size=batch_size, callbacks=[clock], verbose=0, shuffle=True)
+    return model, clock.seconds[-1]
+
+
 def fit_predict(name: str, values: dict, X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray,
                 y_val: np.ndarray, X_all: np.ndarray, seed: int, epochs: int = 50, batch_size: int = 32,
                 patience: int = 5, without: Sequence[str] = ()) -> FitResult:
@@ -269,10 +301,7 @@ def fit_predict(name: str, values: dict, X_fit: np.ndarray, y_fit: np.ndarray, X
     dense layer's output for the training samples, unless ``"gbr"`` is in ``without``.
     """
     keras = _keras()
-    set_seed(seed)
-    hp = fixed_hp(values)
-    shape = X_fit.shape[1:]
-    model = (build_hybrid(hp, shape, without) if name == "hybrid" else BUILDERS[name](hp, shape))
+    model = _seeded_model(name, values, X_fit.shape[1:], seed, without)
     stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
     hist = model.fit(X_fit, y_fit, validation_data=(X_val, y_val), epochs=epochs, batch_size=batch_size,
                      callbacks=[stop], verbose=0, shuffle=True)

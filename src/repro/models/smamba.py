@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from .ssm import MambaBlock
-from .training import as_tensor, check_parts, pick_device, train_early_stopping
+from .training import as_tensor, check_parts, pick_device, timed_epoch, train_early_stopping
 
 PREDICT_BATCH = 1024  # windows per forward pass when evaluating (bounds the scan's memory)
 MLP_SIZES = (500, 100, 25)  # the authors' MLP after the concatenation
@@ -443,14 +443,42 @@ def _intra_op_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
+def _optimizer(model: nn.Module, s: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
+    # the fused Adam: one kernel for all parameters (on 2 CPU cores about 5-10% of an epoch of these small models)
+    return torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
+
+
+def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, text: torch.Tensor | None
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The MSE of the training rows ``idx``."""
+    loss_fn = nn.MSELoss()
+    return lambda idx: loss_fn(model(x[idx], None if text is None else text[idx]), y[idx])
+
+
 def _train(model: nn.Module, s: TrainSettings, seed: int, device: torch.device, train: tuple, valid: tuple
            ) -> tuple[int, pd.DataFrame]:
     """Adam on the MSE with early stopping; loads the best epoch's weights; returns (that epoch, history)."""
     (xtr, ytr, ttr), (xva, yva, tva) = train, valid
-    # the fused Adam: one kernel for all parameters (on 2 CPU cores about 5-10% of an epoch of these small models)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay,
-                                 fused=device.type in ("cpu", "cuda"))
-    loss_fn = nn.MSELoss()
-    return train_early_stopping(
-        model, optimizer, lambda idx: loss_fn(model(xtr[idx], None if ttr is None else ttr[idx]), ytr[idx]),
-        len(xtr), lambda: _mse(model, xva, yva, tva), s.max_epochs, s.patience, s.batch_size, seed, device)
+    return train_early_stopping(model, _optimizer(model, s, device), _batch_loss(model, xtr, ytr, ttr), len(xtr),
+                                lambda: _mse(model, xva, yva, tva), s.max_epochs, s.patience, s.batch_size, seed,
+                                device)
+
+
+def train_one_epoch(name: str, X_train: np.ndarray, y_train: np.ndarray, text_train: np.ndarray | None = None,
+                    settings: TrainSettings | None = None, seed: int = 0, device: str | torch.device | None = None,
+                    **model_overrides) -> tuple[nn.Module, float]:
+    """The first training epoch of :func:`fit_predict` with the same arguments (same weights, batches and
+    threads), without its validation: (the model after it, seconds of the epoch). For the cost of an epoch
+    (``repro.bench``)."""
+    s = settings or TrainSettings()
+    device = pick_device(device)
+    xtr, ytr = as_tensor(X_train, device, "X_train", (3,)), as_tensor(y_train, device, "y_train", (1,))
+    ttr = None if text_train is None else as_tensor(text_train, device, "text_train", (2, 3))
+    with _intra_op_threads(s.threads if device.type == "cpu" else None):
+        torch.manual_seed(seed)
+        model = build(name, xtr.shape[2], xtr.shape[1], _text_width(ttr, xtr.shape[1], "text_train"),
+                      **model_overrides).to(device)
+        seconds = timed_epoch(model, _optimizer(model, s, device), _batch_loss(model, xtr, ytr, ttr), len(xtr),
+                              s.batch_size, seed, device)
+    return model, seconds

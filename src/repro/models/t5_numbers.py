@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,6 +255,45 @@ class NumberT5:
 
     # -- training -------------------------------------------------------------------------------------
 
+    def _devices(self) -> list[int]:
+        return [self.device.index or 0] if self.device.type == "cuda" else []
+
+    def _start(self, inputs: list[str], targets: list[str]):
+        """Seed; from scratch, train the tokenizer on the training texts and build a fresh model; encode the
+        training pairs once (batches only pad). Returns (inputs, targets, optimiser, batch-order generator)."""
+        torch.manual_seed(self.seed)
+        if self.model_name is None:
+            self.tokenizer = train_tokenizer(list(inputs) + list(targets), self.settings.vocab_size)
+            self.model = _small_t5(self.settings, self.tokenizer).to(self.device)
+        x, y = self._encode(inputs), self._encode(targets)
+        # fused: one kernel for all parameters; the per-tensor loop costs as much as a small model's step.
+        optimiser = torch.optim.AdamW(self.model.parameters(), lr=self.settings.lr, fused=True)
+        return x, y, optimiser, torch.Generator().manual_seed(self.seed)
+
+    def _train_epoch(self, x, y, optimiser, order_rng: torch.Generator) -> float:
+        """One pass over the encoded pairs in a random order; the token-weighted mean training loss."""
+        self.model.train()
+        total, count = 0.0, 0
+        order = torch.randperm(len(x[0]), generator=order_rng)
+        for start in range(0, len(order), self.settings.batch_size):
+            loss, n = self._loss(x, y, order[start: start + self.settings.batch_size])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total, count = total + loss.item() * n, count + n
+        return total / count
+
+    def train_one_epoch(self, inputs: list[str], targets: list[str]) -> float:
+        """The first training epoch of :meth:`fit` (same tokenizer, weights and batches), without its
+        validation: its seconds (the tokenizer and the encoding not counted). For ``repro.bench``."""
+        with torch.random.fork_rng(devices=self._devices()):
+            x, y, optimiser, order_rng = self._start(inputs, targets)
+            start = time.perf_counter()
+            self._train_epoch(x, y, optimiser, order_rng)
+            seconds = time.perf_counter() - start
+        self.model.eval()
+        return seconds
+
     def fit(self, inputs: list[str], targets: list[str], valid_inputs: list[str],
             valid_targets: list[str]) -> pd.DataFrame:
         """Train with teacher forcing and early stopping on the validation loss; keep the best epoch.
@@ -268,31 +308,12 @@ class NumberT5:
         if not inputs or not valid_inputs:
             raise ValueError("fit needs training and validation examples")
         # fork_rng: the seed fixes initialisation and dropout without changing the caller's global RNG.
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            if self.model_name is None:
-                self.tokenizer = train_tokenizer(list(inputs) + list(targets), s.vocab_size)
-                self.model = _small_t5(s, self.tokenizer).to(self.device)
-            # Tokenise once; batches only pad.
-            x, y = self._encode(inputs), self._encode(targets)
+        with torch.random.fork_rng(devices=self._devices()):
+            x, y, optimiser, order_rng = self._start(inputs, targets)
             vx, vy = self._encode(valid_inputs), self._encode(valid_targets)
-            order_rng = torch.Generator().manual_seed(self.seed)
-            # fused: one kernel for all parameters; the per-tensor loop costs as much as a small model's step.
-            optimiser = torch.optim.AdamW(self.model.parameters(), lr=s.lr, fused=True)
             best, best_state, waited, rows = math.inf, None, 0, []
             for epoch in range(1, s.max_epochs + 1):
-                self.model.train()
-                total, count = 0.0, 0
-                order = torch.randperm(len(x[0]), generator=order_rng)
-                for start in range(0, len(order), s.batch_size):
-                    loss, n = self._loss(x, y, order[start: start + s.batch_size])
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    total, count = total + loss.item() * n, count + n
-                train_loss = total / count
-
+                train_loss = self._train_epoch(x, y, optimiser, order_rng)
                 valid_loss = self._mean_loss(vx, vy)
                 rows.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss})
 

@@ -2,12 +2,13 @@
 
 Used by :mod:`repro.models.convlstm` (paper 001) and :mod:`repro.models.smamba` (paper 000):
 each builds its model, optimiser and per-batch loss, and hands the epoch loop to
-:func:`train_early_stopping`.
+:func:`train_early_stopping` (or times one epoch of it with :func:`timed_epoch`).
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -43,6 +44,33 @@ def check_parts(xtr: torch.Tensor, ytr: torch.Tensor, xva: torch.Tensor, yva: to
         raise ValueError(f"validation windows {tuple(xva.shape[1:])} differ from training {tuple(xtr.shape[1:])}")
 
 
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+                n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> float:
+    """One pass over the ``n`` training rows in mini-batches of a permutation drawn from ``generator`` (a CPU
+    generator, so the batches are the same on any device); the epoch's mean training loss."""
+    model.train()
+    order = torch.randperm(n, generator=generator).to(device)
+    total = torch.zeros((), device=device)  # summed on the device: no synchronisation per batch
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        loss = batch_loss(idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(idx)
+    return float(total) / n
+
+
+def timed_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+                batch_loss: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int, seed: int,
+                device: torch.device) -> float:
+    """Seconds of the first epoch :func:`train_early_stopping` would run with ``seed`` (same batches), without
+    its validation: the cost of one epoch (``python -m repro.bench``)."""
+    start = time.perf_counter()
+    train_epoch(model, optimizer, batch_loss, n, batch_size, torch.Generator().manual_seed(seed), device)
+    return time.perf_counter() - start  # float() of the loss inside waited for the device
+
+
 def train_early_stopping(model: nn.Module, optimizer: torch.optim.Optimizer,
                          batch_loss: Callable[[torch.Tensor], torch.Tensor], n: int,
                          valid_loss: Callable[[], float], max_epochs: int, patience: int, batch_size: int,
@@ -58,18 +86,9 @@ def train_early_stopping(model: nn.Module, optimizer: torch.optim.Optimizer,
     best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0
     history = []
     for epoch in range(1, max_epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
-            loss = batch_loss(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
+        train_loss = train_epoch(model, optimizer, batch_loss, n, batch_size, generator, device)
         current = valid_loss()
-        history.append((epoch, float(total) / n, current))
+        history.append((epoch, train_loss, current))
         if current < best_loss:
             best_loss, best_epoch, waited = current, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -82,4 +101,5 @@ def train_early_stopping(model: nn.Module, optimizer: torch.optim.Optimizer,
     return best_epoch, pd.DataFrame(history, columns=HISTORY_COLUMNS)
 
 
-__all__ = ["HISTORY_COLUMNS", "as_tensor", "check_parts", "pick_device", "train_early_stopping"]
+__all__ = ["HISTORY_COLUMNS", "as_tensor", "check_parts", "pick_device", "timed_epoch", "train_early_stopping",
+           "train_epoch"]
