@@ -151,3 +151,29 @@ def test_epochs_are_timed_each_in_its_own_process_with_its_own_peak_memory():
     assert 0 < row["seconds_per_unit"] < 10 and row["epoch_s"] == pytest.approx(3 * row["seconds_per_unit"])
     assert 100 < row["peak_after_data_mb"] < 4000 and row["training_adds_mb"] >= 0 and row["threads"] >= 1
     assert row["parameters"] == expected_parameters("04_higstm", "GRU", 30)
+
+
+def test_scan_sentences_say_where_the_targets_are_met_and_by_how_much_they_are_missed():
+    chapter = bench.CHAPTER_SHAPES[0][0]
+    scan = pd.DataFrame({"shape": ["batch 32, L=16", "batch 32, L=16", chapter], "pass": ["forward", "backward",
+                                                                                          "forward"],
+                         "fused (ms)": [1.0, 4.0, 2.0], "parallel (ms)": [3.0, 2.0, 8.0],
+                         "fused (x floor)": [2.0, 9.0, 12.0]})
+    assert bench.scan_sentences(scan) == [
+        "- Against mambapy's parallel scan: the fused scan is faster in 2 of 3 rows (shape and pass; 0.5 to 4.0 "
+        "times as fast), slower on batch 32, L=16 (backward).",
+        "- At the chapters' shapes it takes 12.0 to 12.0 times the memory-bound floor; the target is 5 times, met on "
+        "0 of 1: missed by up to 2.4x."]
+    assert bench.scan_sentences(scan.drop(columns="parallel (ms)")) == []
+
+
+def test_budget_sentences_hold_each_book_run_to_its_chapters_budget_and_the_memory_limit():
+    nbs = pd.DataFrame({"notebook": ["00_data", "01_keras_baselines", "04_higstm", "04_higstm"],
+                        "profile": ["book", "book", "book", "smoke"], "wall_s": [6.0, 720.0, 1260.0, 10.0],
+                        "peak_mem_mb": [400.0, 4608.0, 2048.0, 300.0]})
+    assert bench.budget_sentences(nbs) == [
+        "- `book` profile: 1 of 2 chapters within their budget (over: 04_higstm); 01_keras_baselines 12.0 of 15 min, "
+        "04_higstm 21.0 of 20 min.",
+        "- Every notebook together: 33.1 min of kernel time; the largest peak 4.5 GiB (01_keras_baselines), under the "
+        "8 GiB limit."]
+    assert bench.budget_sentences(nbs.loc[nbs["profile"] == "smoke"]) == []

@@ -359,6 +359,61 @@ def epoch_tables(epochs: pd.DataFrame) -> list[str]:
     return lines
 
 
+#: The targets the scan is held to: at least as fast as mambapy's parallel scan everywhere, and within this
+#: multiple of the memory-bound floor at the chapters' shapes.
+SCAN_FLOOR_TARGET = 5.0
+
+
+def scan_sentences(scan: pd.DataFrame, ours: str = "fused", rival: str = "parallel",
+                   target: float = SCAN_FLOOR_TARGET) -> list[str]:
+    """Where our CPU scan (``ours``, what ``backend="auto"`` picks on CPU) stands against mambapy's parallel
+    scan and against ``target`` x the floor at the chapters' shapes, computed from the table."""
+    need = {f"{ours} (ms)", f"{rival} (ms)", f"{ours} (x floor)"}
+    if not need <= set(scan.columns) or scan.empty:
+        return []
+    speedup = scan[f"{rival} (ms)"] / scan[f"{ours} (ms)"]
+    slower = scan.loc[speedup < 1]
+    chapters = scan.loc[scan["shape"].isin([name for name, *_ in CHAPTER_SHAPES]), f"{ours} (x floor)"]
+    lines = [f"- Against mambapy's {rival} scan: the {ours} scan is faster in {len(scan) - len(slower)} of "
+             f"{len(scan)} rows (shape and pass; {speedup.min():.1f} to {speedup.max():.1f} times as fast)"
+             + ("." if slower.empty else ", slower on " + ", ".join(f"{r['shape']} ({r['pass']})"
+                                                                   for _, r in slower.iterrows()) + ".")]
+    if len(chapters):
+        met = int((chapters <= target).sum())
+        lines.append(f"- At the chapters' shapes it takes {chapters.min():.1f} to {chapters.max():.1f} times the "
+                     f"memory-bound floor; the target is {target:g} times, met on {met} of {len(chapters)}"
+                     + ("." if met == len(chapters) else f": missed by up to {chapters.max() / target:.1f}x."))
+    return lines
+
+
+#: Wall-time budget of each chapter's ``book`` profile on a 2-core CPU (seconds), as its issue set it.
+BOOK_BUDGET_S = {"01_keras_baselines": 900, "02_convlstm_t5": 600, "03_mamballm": 720, "04_higstm": 1200,
+                 "05_mtmd": 1500}
+#: The memory every ``book``-profile notebook must stay under (MiB).
+BOOK_PEAK_LIMIT_MB = 8192
+
+
+def budget_sentences(notebooks: pd.DataFrame) -> list[str]:
+    """The ``book`` profile's runs against their budgets (:data:`BOOK_BUDGET_S`) and the memory limit."""
+    book = notebooks.loc[notebooks["profile"] == "book"] if len(notebooks) else notebooks
+    if book.empty:
+        return []
+    timed = book.loc[book["notebook"].isin(list(BOOK_BUDGET_S))]
+    budget = timed["notebook"].map(BOOK_BUDGET_S)
+    over = timed.loc[timed["wall_s"] > budget, "notebook"].tolist()
+    lines = [f"- `book` profile: {len(timed) - len(over)} of {len(timed)} chapters within their budget"
+             + ("" if not over else " (over: " + ", ".join(over) + ")")
+             + "; " + ", ".join(f"{r.notebook} {r.wall_s / 60:.1f} of {b / 60:.0f} min"
+                                for r, b in zip(timed.itertuples(), budget)) + "."]
+    if "peak_mem_mb" not in book or book["peak_mem_mb"].isna().all():
+        return lines
+    peak = book["peak_mem_mb"].max()
+    lines.append(f"- Every notebook together: {book['wall_s'].sum() / 60:.1f} min of kernel time; the largest peak "
+                 f"{peak / 1024:.1f} GiB ({book.loc[book['peak_mem_mb'].idxmax(), 'notebook']}), "
+                 + ("under" if peak < BOOK_PEAK_LIMIT_MB else "over") + f" the {BOOK_PEAK_LIMIT_MB // 1024} GiB limit.")
+    return lines
+
+
 def page(folder: Path) -> str:
     """The Performance appendix (MyST markdown) from a bench folder; says so when nothing was measured yet."""
     lines = ["# Performance", "",
@@ -378,7 +433,7 @@ def page(folder: Path) -> str:
         lines += ["## The selective scan", "",
                   "Median milliseconds per call, and the same as a multiple of the memory-bound floor (the time to",
                   "stream the call's inputs and outputs once on this machine).", "",
-                  scan.to_markdown(index=False, floatfmt=".2f"), ""]
+                  scan.to_markdown(index=False, floatfmt=".2f"), ""] + scan_sentences(scan) + [""]
     if (folder / "epochs.csv").is_file():
         lines += ["## One training epoch against universe size or window", "",
                   "Each chapter's main model and its strongest trained rival, built as the chapter builds them (book",
@@ -392,6 +447,7 @@ def page(folder: Path) -> str:
                   "The latest run of each notebook and profile among the run records here (`results/` and",
                   "`runs/`): wall time and peak resident memory of the kernel.", "",
                   (nbs.to_markdown(index=False, floatfmt=".1f") if len(nbs) else "No run record found."), ""]
+        lines += budget_sentences(nbs) + [""]
     return "\n".join(lines)
 
 
