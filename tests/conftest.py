@@ -30,46 +30,36 @@ def results_dir():
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """Execute a notebook under the smoke profile once per session; return the executed copy.
+    """Execute a notebook under the smoke profile once per session, in its own papermill process; return the
+    executed copy.
 
-    ``smoke_run.prefetch(paths)`` executes the ones not yet run two at a time, each in its own papermill process
-    (a kernel spends much of a smoke run importing and loading on one core); the book fixture uses it."""
-    import papermill
-    import yaml
+    ``smoke_run.prefetch(paths)`` executes the ones not yet run two at a time (a kernel spends much of a smoke run
+    importing and loading on one core); the book fixture uses it."""
+    from concurrent.futures import ThreadPoolExecutor
 
     out_dir = tmp_path_factory.mktemp("executed")
     done: dict[str, Path | BaseException] = {}
 
-    def profile(path: Path) -> Path:
-        return path.parent / "profiles" / "smoke" / f"{path.stem}.yaml"
+    def execute(path: Path) -> None:
+        out = out_dir / path.name
+        profile = path.parent / "profiles" / "smoke" / f"{path.stem}.yaml"
+        proc = subprocess.run([sys.executable, "-m", "papermill", str(path), str(out), "-f", str(profile),
+                               "--kernel", "repro", "--cwd", str(path.parent), "--no-progress-bar"],
+                              capture_output=True, text=True)
+        # a failure is remembered, so dependants fail with the same cause
+        done[path.stem] = out if proc.returncode == 0 else RuntimeError(proc.stderr[-3000:])
+
+    def prefetch(paths, workers: int = 2) -> None:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(execute, [p for p in paths if p.stem not in done]))
 
     def run(path: Path) -> Path:
         if path.stem not in done:
-            out = out_dir / path.name
-            try:
-                papermill.execute_notebook(str(path), str(out), parameters=yaml.safe_load(profile(path).read_text()),
-                                           kernel_name="repro", cwd=str(path.parent), progress_bar=False)
-                done[path.stem] = out
-            except BaseException as exc:  # remembered, so dependants fail with the same cause
-                done[path.stem] = exc
+            execute(path)
         result = done[path.stem]
         if isinstance(result, BaseException):
             pytest.fail(f"{path.name} failed under the smoke profile: {result}")
         return result
-
-    def prefetch(paths, workers: int = 2) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        def execute(path: Path) -> None:
-            out = out_dir / path.name
-            proc = subprocess.run([sys.executable, "-m", "papermill", str(path), str(out), "-f", str(profile(path)),
-                                   "--kernel", "repro", "--cwd", str(path.parent), "--no-progress-bar"],
-                                  capture_output=True, text=True)
-            done[path.stem] = out if proc.returncode == 0 else RuntimeError(proc.stderr[-3000:])
-
-        todo = [p for p in paths if p.stem not in done]
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(execute, todo))
 
     run.out_dir = out_dir
     run.prefetch = prefetch

@@ -190,7 +190,8 @@ def _convlstm_epoch(model: str, window: int, samples: int | None):
         return epoch
     level1, _ = convlstm.train_one_epoch(train.X, train.y, cfg.convlstm_settings(), EPOCH_SEED, "cpu")
     units = paper.to_units(train, train.to_price(convlstm.predict(level1, train.X)))
-    inputs, targets = paper.t5_texts(cfg, train, units, np.zeros(len(units)))
+    inputs = paper.t5_inputs(cfg, units, np.zeros(len(units)))
+    targets = paper.t5_targets(cfg, paper.to_units(train, train.y_raw))
     from transformers import T5ForConditionalGeneration  # noqa: F401  (imported before the peak after the data)
 
     t5 = t5_numbers.NumberT5(cfg.t5_settings(), model=cfg.t5_model, seed=EPOCH_SEED, device="cpu")
@@ -395,7 +396,7 @@ BOOK_PEAK_LIMIT_MB = 8192
 
 def budget_sentences(notebooks: pd.DataFrame) -> list[str]:
     """The ``book`` profile's runs against their budgets (:data:`BOOK_BUDGET_S`) and the memory limit."""
-    book = notebooks.loc[notebooks["profile"] == "book"] if len(notebooks) else notebooks
+    book = notebooks.loc[notebooks["profile"] == "book"]
     if book.empty:
         return []
     timed = book.loc[book["notebook"].isin(list(BOOK_BUDGET_S))]

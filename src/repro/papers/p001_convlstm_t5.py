@@ -348,12 +348,15 @@ def _t5(cfg: Config, texts: np.ndarray, targets: np.ndarray, parts: dict[str, np
     return values, generated, history
 
 
-def t5_texts(cfg: Config, ds: pf.Dataset, level1_units: np.ndarray, sentiment: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """The T5's input and target text of every sample [001 VI-F]: "LSTM prediction p and sentiment score s" ->
-    "actual target y", with p and y in the units of :func:`to_units`."""
-    inputs = np.array(t5_numbers.serialise(level1_units, sentiment, cfg.digits), dtype=object)
-    return inputs, np.array(t5_numbers.serialise_targets(to_units(ds, ds.y_raw), cfg.digits), dtype=object)
+def t5_inputs(cfg: Config, level1_units: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
+    """The T5's input text of every sample [001 VI-F]: "LSTM prediction p and sentiment score s", p in the units
+    of :func:`to_units`."""
+    return np.array(t5_numbers.serialise(level1_units, sentiment, cfg.digits), dtype=object)
+
+
+def t5_targets(cfg: Config, y_units: np.ndarray) -> np.ndarray:
+    """The T5's target text of every sample [001 VI-F]: "actual target y", y in the units of :func:`to_units`."""
+    return np.array(t5_numbers.serialise_targets(y_units, cfg.digits), dtype=object)
 
 
 def level2(cfg: Config, ds: pf.Dataset, level1_units: np.ndarray, sentiment: np.ndarray, seed: int,
@@ -372,9 +375,10 @@ def level2(cfg: Config, ds: pf.Dataset, level1_units: np.ndarray, sentiment: np.
             sel = np.flatnonzero(ds.ticker == t)
             shuffled[sel] = sentiment[rng.permutation(sel)]
         runs[SHUFFLED] = shuffled
+    targets = t5_targets(cfg, y_units)
     units, histories, unparsed, examples = {}, [], {}, []
     for suffix, s in runs.items():
-        texts, targets = t5_texts(cfg, ds, level1_units, s)
+        texts = t5_inputs(cfg, level1_units, s)
         x = np.column_stack([level1_units, s])
         t5_out, failed = np.full(len(y_units), np.nan), 0
         reg_out, reg_valid = np.full(len(y_units), np.nan), np.full(len(y_units), np.nan)
@@ -617,5 +621,5 @@ __all__ = [
     "Config", "SeedRun", "advising", "advising_sentences", "beside_paper", "claim_sentences", "config_for_window",
     "daily_sentiment", "dataset", "direction_table", "headlines", "in_period", "naive_forecasts", "pair_sentences",
     "paper_tables", "price_table", "resolve_period", "run_seeds", "score_texts", "search_window",
-    "sentiment_return_table", "t5_texts", "text_items", "text_spans", "text_table", "verdict",
+    "sentiment_return_table", "t5_inputs", "t5_targets", "text_items", "text_spans", "text_table", "verdict",
 ]
