@@ -287,6 +287,28 @@ def test_tuning_completes_its_trials_and_fits_are_deterministic(tiny_xy):
     assert not np.array_equal(a.pred, c.pred)
 
 
+def test_a_reused_traced_model_fits_bit_for_bit_like_a_fresh_one(tiny_xy):
+    """fit_predict re-initialises an already-traced model for a later seed (weights, dropout seed states, optimizer
+    moments and step): every prediction must equal a fresh build's, whatever ran before it."""
+    X, y = tiny_xy
+    hp = keras_nets.PAPER_BEST["bilstm"]  # dropout 0.5 and 0.1: the seed generators matter
+    args = (X[:40], y[:40], X[40:], y[40:], X)
+    kw = dict(epochs=4, patience=1)
+    fresh = {s: keras_nets.fit_predict("bilstm", hp, *args, seed=s, reuse=False, **kw) for s in (0, 1)}
+    keras_nets.clear_traced_models()
+    first = keras_nets.fit_predict("bilstm", hp, *args, seed=1, **kw)
+    (model, _), = keras_nets._TRACED.values()
+    keras_nets.fit_predict("cnn", keras_nets.PAPER_BEST["cnn"], *args, seed=0, **kw)  # another model in between
+    again = {s: keras_nets.fit_predict("bilstm", hp, *args, seed=s, **kw) for s in (0, 1)}
+    assert len(keras_nets._TRACED) == 2 and model in [m for m, _ in keras_nets._TRACED.values()]
+    assert not np.array_equal(fresh[0].pred, fresh[1].pred)
+    for res in (first, again[1]):
+        np.testing.assert_array_equal(res.pred, fresh[1].pred)
+        assert res.epochs == fresh[1].epochs
+    np.testing.assert_array_equal(again[0].pred, fresh[0].pred)
+    keras_nets.clear_traced_models()
+
+
 def test_failed_trials_are_an_error_not_a_best_value(tiny_xy, monkeypatch):
     """keras-tuner catches errors inside a trial's fit (a missing tensorboard, say), marks the trial
     FAILED and still reports "best" values; tune() must refuse them."""
