@@ -165,6 +165,20 @@ def test_scan_sentences_say_where_the_targets_are_met_and_by_how_much_they_are_m
         "- At the chapters' shapes it takes 12.0 to 12.0 times the memory-bound floor; the target is 5 times, met on "
         "0 of 1: missed by up to 2.4x."]
     assert bench.scan_sentences(scan.drop(columns="parallel (ms)")) == []
+    # the exp floor: 0.9 ms of decays against a 0.15 ms memory floor (6x), 1.2 ms against 0.3 ms (4x)
+    chapter_2 = bench.CHAPTER_SHAPES[1][0]
+    scan = pd.concat([scan, pd.DataFrame({"shape": [chapter_2], "pass": ["forward+backward"], "fused (ms)": [3.0],
+                                          "parallel (ms)": [9.0], "fused (x floor)": [10.0]})], ignore_index=True)
+    scan["floor (ms)"] = [0.1, 0.4, 0.15, 0.3]
+    scan["exp floor (ms)"] = [0.5, 0.5, 0.9, 1.2]
+    scan["fused (x exp floor)"] = scan["fused (ms)"] / scan["exp floor (ms)"]
+    assert bench.scan_sentences(scan)[2] == (
+        "- The exponentials alone (the exp floor: one exp(δA) per state update, with the kernel's own exp and threads) "
+        "take 4.0 to 6.0 times the memory-bound floor at these shapes: on 1 of 2 rows the 5x target is below what "
+        "evaluating the decays costs on this machine, whatever the scan. The fused scan takes 2.2 to 2.2 times the exp "
+        "floor (forward), 2.5 to 2.5 times the exp floor (forward+backward).")
+    scan["exp floor (ms)"] = float("nan")
+    assert len(bench.scan_sentences(scan)) == 2
 
 
 def test_budget_sentences_hold_each_book_run_to_its_chapters_budget_and_the_memory_limit():

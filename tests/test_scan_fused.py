@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -204,3 +205,15 @@ def test_scan_timings_table():
     assert (ran["median_ms"] > 0).all() and (ran["floor_ms"] > 0).all()
     assert torch.cuda.is_available() or frame.loc[frame.backend == "cuda", "median_ms"].isna().all()
     assert bench_scan.memory_floor_ms((2, 8, 16, 4)) > 0
+    assert (frame["exp_floor_ms"] > 0).all() and frame.groupby("pass")["exp_floor_ms"].nunique().eq(1).all()
+    assert np.allclose(frame["x_exp_floor"], frame["median_ms"] / frame["exp_floor_ms"], equal_nan=True)
+
+
+def test_the_exp_floor_evaluates_every_decay_once():
+    g = torch.Generator().manual_seed(1)
+    delta = torch.rand(3, 5, 6, generator=g, dtype=torch.float64)  # (batch, L, channels)
+    A = -torch.rand(6, 4, generator=g, dtype=torch.float64) * 3  # (channels, N)
+    expected = torch.exp(delta[..., None] * A).sum().item()  # batch x L x channels x N decays
+    assert scan_cpu.decay_sum(delta, A) == pytest.approx(expected, rel=1e-14)
+    assert scan_cpu.decay_sum(delta.float(), A.float()) == pytest.approx(expected, rel=1e-5)
+    assert scan_cpu.decay_sum(delta[:, :0], A) == 0.0

@@ -14,10 +14,18 @@ each input. It is measured as one ``torch.Tensor.copy_`` of a float32 buffer of 
 bytes (a copy reads and writes as many bytes as it copies), with the same threads as the scans;
 in :func:`scan_timings` the copy takes its turn in every round beside the scans, median of the
 rounds. Small shapes stay in the cache, as the scans' inputs do when repeated.
+
+The exp floor of a shape is the scan's one unavoidable transcendental: the decays exp(delta_t A), one per state
+update (batch x L x channels x N of them), evaluated by the fused kernel's own vectorised exp with its loops,
+compiler flags and threads, and nothing else (:func:`repro.models.scan_cpu.decay_sum`). Any scan needs them at
+least once per pass: forward and forward + backward have the same exp floor (a backward could keep the
+forward's decays rather than recompute them, as the fused kernel does). Where the kernel cannot be built the
+column is empty.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
@@ -100,13 +108,14 @@ def scan_timings(shapes, backends=BACKENDS, repeats: int = 7, passes=PASSES, max
     """Median time (ms) of each backend and pass at each shape, beside the floor of that pass.
 
     Columns: shape, batch, length, channels, state, backend, pass, median_ms, repeats, floor_ms,
-    x_floor (median_ms / floor_ms), threads. The backends and the floor's copy take turns (one run each
+    x_floor (median_ms / floor_ms), exp_floor_ms, x_exp_floor, threads. The backends and the floors take turns (one
+    run each
     per round, after one warm-up run each), so a load that comes and goes on the machine touches them
     alike. A backend that cannot run here (``"cuda"`` on a CPU, ``"fused"`` without a C compiler) gets
     a row with an empty time; one whose runs have taken ``max_cell_s`` seconds stops after at least 3
     (the step loop at L=1024).
     """
-    from .models import ssm
+    from .models import scan_cpu, ssm
 
     rows = []
     for shape in shapes:
@@ -117,6 +126,10 @@ def scan_timings(shapes, backends=BACKENDS, repeats: int = 7, passes=PASSES, max
             half = max(1, scan_bytes(shape, pass_) // 8)
             src, dst = torch.rand(half), torch.empty(half)
             runs = {"floor": lambda: dst.copy_(src)}  # timed in the same rounds as the scans
+            if scan_cpu.available():
+                with torch.no_grad():
+                    decays = torch.nn.functional.softplus(kw["delta"] + kw["delta_bias"]).contiguous()
+                runs["exp floor"] = functools.partial(scan_cpu.decay_sum, decays, kw["A"].detach())
             runs |= {be: _runner(be, kw, dy, pass_) for be in backends if ssm.backend_available(be, kw["x"])}
             times: dict[str, list[float]] = {be: [] for be in runs}
             for run in runs.values():
@@ -129,9 +142,11 @@ def scan_timings(shapes, backends=BACKENDS, repeats: int = 7, passes=PASSES, max
                     run()
                     times[be].append(time.perf_counter() - start)
             floor = 1000 * statistics.median(times["floor"])
+            exp_floor = 1000 * statistics.median(times["exp floor"]) if times.get("exp floor") else float("nan")
             for be in backends:
                 ms = 1000 * statistics.median(times[be]) if times.get(be) else float("nan")
                 rows.append({"shape": name, "batch": b, "length": L, "channels": d, "state": n, "backend": be,
                              "pass": pass_, "median_ms": ms, "repeats": len(times.get(be, [])), "floor_ms": floor,
-                             "x_floor": ms / floor, "threads": torch.get_num_threads()})
+                             "x_floor": ms / floor, "exp_floor_ms": exp_floor, "x_exp_floor": ms / exp_floor,
+                             "threads": torch.get_num_threads()})
     return pd.DataFrame(rows)

@@ -261,6 +261,24 @@ static void SFX(bstep)(real *restrict dh, const real *restrict hc, const real *r
     }
 }
 
+/* The compute floor of repro.bench: the decays exp(dl A) alone, one per state update (rows x N x d), with the
+   kernel's exp, loops and threads, summed so that the compiler keeps them; nothing else is computed or stored. */
+double SFX(exp_floor)(const real *dl, const real *AT, int64_t rows, int64_t d, int64_t N, int nthreads) {
+    double total = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : total)
+    for (int64_t r = 0; r < rows; r++) {
+        const real *dr = dl + r * d;
+        real acc = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const real *a = AT + n * d;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t c = 0; c < d; c++) acc += exp_r(dr[c] * a[c]);
+        }
+        total += acc;
+    }
+    return total;
+}
+
 /* strides (in elements) of the (batch, time) dimensions of x, delta, B, C, z, dy; the last dimension is unit-stride */
 int SFX(scan_fwd)(const real *x, const real *dlt, const real *AT, const real *Bm, const real *Cm, const real *D,
                   const real *z, const real *bias, int softplus, const int64_t *st, real *out, int64_t batch,
@@ -518,6 +536,9 @@ def _load(path: Path):
         for sfx in _SUFFIX.values():
             fn = getattr(lib, f"{name}_{sfx}")
             fn.argtypes, fn.restype = argtypes, ctypes.c_int
+    for sfx in _SUFFIX.values():
+        fn = getattr(lib, f"exp_floor_{sfx}")
+        fn.argtypes, fn.restype = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_int], ctypes.c_double
     return lib
 
 
@@ -652,6 +673,23 @@ class _FusedScan(torch.autograd.Function):
             dC.zero_()
         return (dx, ddelta, dAT.t(), dB, dC, None if D is None else dD, dz,
                 None if delta_bias is None else dbias, None)
+
+
+def decay_sum(delta: torch.Tensor, A: torch.Tensor) -> float:
+    """The sum over rows r, channels c and states n of exp(delta[r, c] A[c, n]), by the kernel's ``exp_floor``:
+    the decays of a scan whose deltas (bias added, softplus'd) are ``delta`` (..., channels), and nothing else.
+    ``repro.bench`` times it as the scan's compute floor; the sum is what keeps the compiler from dropping it."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("the fused CPU selective scan could not be built here (see the warning)")
+    dtype = torch.promote_types(delta.dtype, A.dtype)
+    if dtype not in _SUFFIX:
+        raise ValueError(f"the kernel computes in float32 or float64, not {dtype}")
+    d, n = A.shape
+    rows = delta.to(dtype).reshape(-1, d).contiguous()
+    AT = A.to(dtype).t().contiguous()
+    fn = getattr(lib, f"exp_floor_{_SUFFIX[dtype]}")
+    return fn(_ptr(rows), _ptr(AT), rows.shape[0], d, n, torch.get_num_threads())
 
 
 def supports(x, delta, A, B, C, D=None, z=None, delta_bias=None) -> str | None:
