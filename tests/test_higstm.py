@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from repro.models import panel_baselines as pb
-from repro.models.higstm import ABLATIONS, HIGSTM, IndexGuidedDecomposition
+from repro.models.higstm import ABLATIONS, HIGSTM, IndexGuidedDecomposition, row_kth_largest
 from repro.papers import p003_higstm as P
 from repro.protocols import cross_section as cs
 from repro.protocols.cross_section import pearson_loss
@@ -66,6 +66,22 @@ def test_temporal_graph_keeps_top_30_percent_plus_identity_and_ignores_absent_st
     gg = model.global_graph(x, mask)
     assert torch.all((gg - torch.eye(12))[:, [3, 7]] == 0)
     torch.testing.assert_close((gg - torch.eye(12)).sum(-1), torch.ones(12))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_row_kth_largest_is_torchs_kthvalue_over_the_selected_columns(dtype):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(3, 40, 40, generator=g, dtype=dtype)
+    scores[0, :, :20] = torch.randint(0, 3, (40, 20), generator=g).to(dtype)  # ties
+    cols = torch.rand(40, generator=g) > 0.3
+    kept = int(cols.sum())
+    for k in (1, 7, kept):
+        expected = (-scores[..., cols]).kthvalue(k, dim=-1, keepdim=True).values.neg()
+        got = row_kth_largest(scores.requires_grad_(False), cols, k)
+        assert got.dtype == dtype and got.shape == (3, 40, 1)
+        assert torch.equal(got, expected)
+    with pytest.raises(ValueError, match=f"outside 1..{kept}"):
+        row_kth_largest(scores, cols, kept + 1)
 
 
 def test_forward_shapes_ablations_and_masked_stocks():
