@@ -310,7 +310,7 @@ def _traced_model(name: str, values: dict, shape: tuple[int, ...], seed: int, wi
     3 s of a 4.7 s early-stopped BiLSTM fit on this 2-core machine, 0.3 s per epoch after that. A later seed of the
     same network gets a model that has been traced already, with every variable set from a freshly seeded build:
     the weights, the dropout layers' seed-generator states and the optimizer's state (zero moments, step 0). The
-    fits are the same bit for bit as on a fresh model (tests/test_keras_nets.py); only the tracing is saved.
+    fits are the same bit for bit as on a fresh model (tests/test_keras_baselines.py); only the tracing is saved.
     """
     fresh = _seeded_model(name, values, shape, seed, without)
     key = (name, tuple(sorted(values.items())), tuple(shape), tuple(sorted(without)))
