@@ -311,7 +311,10 @@ def scan_table(quick: bool = False) -> pd.DataFrame:
     shapes += [] if quick else list(CHAPTER_SHAPES)
     table = scan_timings(shapes, backends=SCAN_BACKENDS, repeats=3 if quick else 9)
     index = ["shape", "pass", "floor_ms", "exp_floor_ms"]
-    wide = table.pivot_table(index=index, columns="backend", values="median_ms", sort=False, dropna=False)
+    # the floors are one value per (shape, pass): pivoting on them too would cross every level (dropna=False)
+    floors = table.groupby(["shape", "pass"], sort=False)[["floor_ms", "exp_floor_ms"]].first()
+    wide = floors.join(table.pivot_table(index=["shape", "pass"], columns="backend", values="median_ms",
+                                         sort=False, dropna=False))
     ratio = table.pivot_table(index=["shape", "pass"], columns="backend", values="x_floor", sort=False, dropna=False)
     per_exp = table.pivot_table(index=["shape", "pass"], columns="backend", values="x_exp_floor", sort=False,
                                 dropna=False)
