@@ -310,14 +310,13 @@ def scan_table(quick: bool = False) -> pd.DataFrame:
     shapes = [(f"batch 32, L={n}, d 64, N 16", 32, n, 64, 16) for n in (SCAN_LENGTHS[:2] if quick else SCAN_LENGTHS)]
     shapes += [] if quick else list(CHAPTER_SHAPES)
     table = scan_timings(shapes, backends=SCAN_BACKENDS, repeats=3 if quick else 9)
-    index = ["shape", "pass", "floor_ms", "exp_floor_ms"]
-    # the floors are one value per (shape, pass): pivoting on them too would cross every level (dropna=False)
-    floors = table.groupby(["shape", "pass"], sort=False)[["floor_ms", "exp_floor_ms"]].first()
-    wide = floors.join(table.pivot_table(index=["shape", "pass"], columns="backend", values="median_ms",
-                                         sort=False, dropna=False))
-    ratio = table.pivot_table(index=["shape", "pass"], columns="backend", values="x_floor", sort=False, dropna=False)
-    per_exp = table.pivot_table(index=["shape", "pass"], columns="backend", values="x_exp_floor", sort=False,
-                                dropna=False)
+    keys, index = ["shape", "pass"], ["shape", "pass", "floor_ms", "exp_floor_ms"]
+    # one row per (shape, pass); the floors are one value there, joined rather than pivoted on (dropna=False would
+    # cross them with every other level)
+    cells = table.pivot_table(index=keys, columns="backend", values=["median_ms", "x_floor", "x_exp_floor"],
+                              sort=False, dropna=False)
+    ratio, per_exp = cells["x_floor"], cells["x_exp_floor"]
+    wide = table.groupby(keys, sort=False)[index[2:]].first().join(cells["median_ms"])
     wide = wide.reset_index()
     for backend in SCAN_BACKENDS:
         if backend in ratio.columns:
